@@ -1,0 +1,28 @@
+# kubehop: the README's commands.
+#   make plan   the offline plan of prod-b to 1.29 (no cloud, cluster or Pulumi CLI needed)
+#   make test   the whole test suite (installs what it needs first)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STACK  ?= prod-b
+TO     ?= 1.29
+
+.PHONY: plan test setup system-deps lint
+
+plan: setup
+	$(PY) -m kubehop plan --stack $(STACK) --to $(TO)
+
+test: setup system-deps
+	$(PY) -m pytest -q
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+system-deps:
+	bash scripts/install-test-deps.sh
+
+lint: setup
+	shellcheck components/scripts/*.sh components/scripts/*/*.sh packer/scripts/*.sh scripts/*.sh

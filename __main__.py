@@ -1,0 +1,89 @@
+"""kubehop: one Kubernetes minor per `pulumi up` (see README.md).
+
+Reads and validates the stack config, works out the hop from what is
+deployed, and wires the components in the runbook's order:
+cutover (maintaining) -> control plane -> addons -> node pools -> verification
+-> cutover (serving). Nothing is registered when the config or hop is invalid.
+"""
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import state
+from components.addons import Addons, AddonsArgs
+from components.control_plane import ControlPlane, ControlPlaneArgs
+from components.cutover import Cutover, CutoverArgs
+from components.drainer import Drainer, DrainerArgs
+from components.node_image import NodeImage, NodeImageArgs
+from components.node_pool import NodePool, NodePoolArgs
+from components.steps import SshTarget
+from components.verification import Verification, VerificationArgs
+from kubehop import config, hops, interlocks
+
+raw, secret_keys = state.raw_config()
+try:
+    cfg = config.load(raw, secret_keys)
+    current = state.deployed(cfg)
+    hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
+except config.ConfigErrors as exc:
+    raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
+except hops.HopError as exc:
+    raise pulumi.RunError(f"impossible hop:\n{exc}") from None
+blocked = interlocks.problems(cfg, hop, state.sibling_traffic(cfg))
+if blocked:
+    raise pulumi.RunError("refused by a production interlock:\n" + "\n".join(map(str, blocked)))
+
+secrets = pulumi.Config("kubehop")
+kubeconfig = secrets.require_secret("kubeconfig")
+ssh_key = secrets.require_secret("sshPrivateKey")
+provider = k8s.Provider("cluster", kubeconfig=kubeconfig)
+traffic_state = cfg.traffic.state if cfg.traffic else "serving"
+
+first: list[pulumi.Resource] = []
+if cfg.traffic and traffic_state == "maintaining":
+    maintaining = Cutover("maintaining", CutoverArgs(
+        cfg, "maintaining", kubeconfig, secrets.get_secret("siblingKubeconfig"), secrets.get_secret("trafficToken"),
+        secrets.get_secret("mysqlPassword"), after=[]))
+    first = [maintaining.last]
+
+ssh, bastion = cfg.ssh, cfg.ssh.bastion
+targets = {n.name: SshTarget(n.host, ssh.user, n.port or ssh.port, ssh_key,
+                             bastion.host if bastion else None, bastion.user if bastion else None,
+                             bastion.port if bastion else None) for n in cfg.control_plane.nodes}
+control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets),
+                             pulumi.ResourceOptions(depends_on=first))
+addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
+
+amis: dict[str, pulumi.Input[str]] = dict(current.amis)
+rolled: list[pulumi.Resource] = []
+if cfg.node_pools:
+    roles = {p.role for p in cfg.node_pools}
+    images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images, cfg.cluster.region, cfg.cluster.name))}
+    if "spark" in roles:
+        images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
+                                                                 cfg.cluster.name, base_ami=images["worker"].ami_id))
+    if hop.workers == hop.image:
+        amis.update({role: image.ami_id for role, image in images.items()})
+    drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider))
+    ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
+    for pool in cfg.node_pools:  # one pool at a time, in config order
+        node_pool = NodePool(pool.name, NodePoolArgs(pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers,
+                                                     kubeconfig, cfg.control_plane.drain_timeout_seconds, after=ready + rolled))
+        rolled.append(node_pool.rolled)
+
+verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
+                                                             after=[control_plane.last, addons.last, *rolled]))
+
+if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
+    Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
+                                   secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
+                                   after=verification.steps))
+
+pulumi.export(state.OUTPUT, {
+    "controlPlaneVersion": str(hop.control_plane),
+    "workerVersion": str(hop.workers),
+    "imageVersion": str(hop.image),
+    "amis": amis,
+    "traffic": traffic_state,
+})
+pulumi.export("cluster", cfg.cluster.name)
+pulumi.export("hop", hop.name)

@@ -1,0 +1,1 @@
+"""Pulumi components: one ComponentResource per concern of a hop."""

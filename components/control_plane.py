@@ -1,0 +1,82 @@
+"""The kubeadm control-plane upgrade of one hop (runbook sections 1 and 6.3.1).
+
+Every step is its own resource so `pulumi preview` lists it and a failed
+`pulumi up` resumes at the step that failed: etcd snapshot on the first
+master; then on the first master repo, kubeadm, plan, apply, drain, kubelet,
+uncordon; then each other master strictly one after another with
+`kubeadm upgrade node`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.steps import SshTarget, remote_step
+from kubehop import catalog
+from kubehop.config import ControlPlane as ControlPlaneConfig
+from kubehop.hops import Hop
+
+
+@dataclass
+class ControlPlaneArgs:
+    config: ControlPlaneConfig
+    hop: Hop
+    targets: dict[str, SshTarget]
+    """SSH target per node name, in upgrade order."""
+
+
+class ControlPlane(pulumi.ComponentResource):
+    """Upgrades the masters to `hop.control_plane`; `last` is the final step."""
+
+    def __init__(self, name: str, args: ControlPlaneArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubehop:index:ControlPlane", name, None, opts)
+        cfg, hop = args.config, args.hop
+        version = str(hop.control_plane)
+        release = catalog.release(hop.control_plane.minor_str)
+        triggers = [version]
+        common = {"KUBEHOP_VERSION": version, "KUBEHOP_MINOR": release.minor}
+        first = cfg.nodes[0]
+
+        snapshot = remote_step(
+            f"{first.name}-etcd-snapshot", target=args.targets[first.name],
+            script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self,
+            env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": hop.name,
+                 "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
+                 "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,
+                 **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {})})
+
+        previous: pulumi.Resource = snapshot
+        self.uncordoned: dict[str, pulumi.Resource] = {}
+        for index, node in enumerate(cfg.nodes):
+            previous = self._node_steps(node.name, index == 0, args, common, triggers, previous)
+            self.uncordoned[node.name] = previous
+        self.last = previous
+        self.version = pulumi.Output.from_input(version)
+        self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})
+
+    def _node_steps(self, node: str, first: bool, args: ControlPlaneArgs, common: dict[str, str],
+                    triggers: list[str], after: pulumi.Resource) -> pulumi.Resource:
+        """The chain of steps on one master; returns its last step (uncordon)."""
+        cfg = args.config
+        release = catalog.release(args.hop.control_plane.minor_str)
+        env = {**common, "KUBEHOP_NODE": node}
+        upgrade = ("kubeadm-apply", "control_plane/kubeadm_apply.sh",
+                   {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0",
+                    "KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)}) if first else \
+            ("kubeadm-node", "control_plane/kubeadm_node.sh", {"KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)})
+        chain = [
+            ("package-repo", "control_plane/package_repo.sh",
+             {"KUBEHOP_REPO_URL": release.repo_url, "KUBEHOP_REPO_KEY_URL": release.repo_key_url}),
+            ("kubeadm-install", "control_plane/kubeadm_install.sh", {}),
+            *([("kubeadm-plan", "control_plane/kubeadm_plan.sh", {})] if first else []),
+            upgrade,
+            ("drain", "control_plane/drain.sh", {"KUBEHOP_DRAIN_TIMEOUT": str(cfg.drain_timeout_seconds)}),
+            ("kubelet-upgrade", "control_plane/kubelet_upgrade.sh", {}),
+            ("uncordon", "control_plane/uncordon.sh", {"KUBEHOP_READY_TIMEOUT": str(cfg.ready_timeout_seconds)}),
+        ]
+        previous = after
+        for action, path, extra in chain:
+            previous = remote_step(f"{node}-{action}", target=args.targets[node], script_path=path,
+                                   env={**env, **extra}, triggers=triggers, parent=self, depends_on=[previous])
+        return previous

@@ -1,0 +1,118 @@
+"""Production choreography around the hops (runbook 6.1, 6.2, 6.5).
+
+`maintaining` (registered while traffic.state is maintaining): check MySQL
+replication, move users to the sibling, switch MySQL to the standby through
+ServiceSwitch, stop MirrorMaker on both clusters, wait for consumer lag < 1k.
+`serving` (registered on the run that returns from maintaining): start
+MirrorMaker on both clusters, wait for mirror and consumer lag, mark the
+cluster available, then a canary share watched against the SLO queries.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+
+from components.steps import gate_step
+from kubehop.config import StackConfig
+
+
+@dataclass
+class CutoverArgs:
+    config: StackConfig
+    phase: str
+    """"maintaining" or "serving": which set of steps this run registers."""
+    kubeconfig: pulumi.Input[str]
+    sibling_kubeconfig: pulumi.Input[str] | None
+    traffic_token: pulumi.Input[str] | None
+    mysql_password: pulumi.Input[str] | None
+    after: list[pulumi.Resource]
+
+
+class Cutover(pulumi.ComponentResource):
+    """The steps of one traffic transition; `last` is the final one."""
+
+    def __init__(self, name: str, args: CutoverArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubehop:index:Cutover", name, None, opts)
+        self.args = args
+        self.cfg = args.config
+        self.last: pulumi.Resource | None = None
+        self._previous = list(args.after)
+        if args.phase == "maintaining":
+            self._maintaining()
+        else:
+            self._serving()
+        self.register_outputs({"phase": args.phase})
+
+    # -- building blocks -------------------------------------------------
+    def _step(self, name: str, gate: str, gate_args: list[str], *, kubeconfig=None, secret_env=None):
+        step = gate_step(name, gate=gate, args=gate_args, triggers=[self.args.phase], parent=self,
+                         depends_on=self._previous, kubeconfig=kubeconfig, secret_env=secret_env)
+        self._previous = [step]
+        self.last = step
+        return step
+
+    def _traffic(self, name: str, state: str, share: int):
+        control = self.cfg.traffic.control
+        argv = ["--cluster", self.cfg.cluster.name, "--state", state, "--share", str(share), "--kind", control.kind]
+        argv += ["--url", control.url] if control.kind == "http" else ["--command", control.command]
+        env = {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
+        return self._step(name, "traffic-set", argv, secret_env=env)
+
+    def _mirrormaker(self, action: str):
+        kafka, cluster = self.cfg.kafka, self.cfg.cluster.name
+        for target, workload, kubeconfig in (
+            (cluster, kafka.mirror_maker, self.args.kubeconfig),
+            (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig),
+        ):
+            self._step(f"{target}-mirrormaker-{action}", "mirrormaker",
+                       ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
+                       kubeconfig=kubeconfig)
+
+    def _lag(self, name: str, gate: str, query: str):
+        kafka = self.cfg.kafka
+        argv = ["--prometheus-url", kafka.prometheus_url, "--query", query, "--threshold", str(kafka.threshold),
+                "--timeout", str(kafka.lag_timeout_seconds), "--interval", "30"]
+        if gate == "kafka-lag" and kafka.key_groups:
+            argv += ["--groups", ",".join(kafka.key_groups)]
+        return self._step(name, gate, argv)
+
+    # -- phases ------------------------------------------------------------
+    def _maintaining(self) -> None:
+        cfg, cluster = self.cfg, self.cfg.cluster.name
+        if cfg.mysql:
+            rep = cfg.mysql.replication
+            self._step(f"{cluster}-mysql-replication-check", "mysql-replication",
+                       ["--host", rep.host, "--port", str(rep.port), "--user", rep.user, "--max-lag", str(rep.max_lag_seconds),
+                        "--timeout", "300", "--interval", "10"],
+                       secret_env={"KUBEHOP_MYSQL_PASSWORD": self.args.mysql_password})
+        self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0)
+        if cfg.mysql:
+            switch = cfg.mysql.service_switch
+            self._step(f"{switch.name}-mysql-switch", "servicewitch",
+                       ["--namespace", switch.namespace, "--name", switch.name, "--resource", switch.resource,
+                        "--patch-json", json.dumps({"spec": switch.standby_spec}, sort_keys=True)],
+                       kubeconfig=self.args.kubeconfig)
+        if cfg.kafka:
+            self._mirrormaker("stop")
+            self._lag(f"{cluster}-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query)
+
+    def _serving(self) -> None:
+        cfg, cluster = self.cfg, self.cfg.cluster.name
+        if cfg.kafka:
+            self._mirrormaker("start")
+            self._lag(f"{cluster}-mirror-lag-gate", "mirror-lag", cfg.kafka.mirror_lag_query)
+            self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query)
+        self._traffic(f"{cluster}-traffic-serve", "available", 0)
+        canary = cfg.traffic.canary
+        control = cfg.traffic.control
+        argv = ["--cluster", cluster, "--kind", control.kind, "--share", str(canary.share),
+                "--final-share", str(canary.final_share), "--window", str(canary.window_seconds)]
+        argv += ["--url", control.url] if control.kind == "http" else ["--command", control.command]
+        if cfg.kafka:
+            argv += ["--prometheus-url", cfg.kafka.prometheus_url]
+        for slo in cfg.verify.slo:
+            argv += ["--query", f"{slo.name}={slo.query}<={slo.max:g}"]
+        env = {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
+        self._step(f"{cluster}-canary", "canary", argv, secret_env=env)

@@ -1,0 +1,63 @@
+"""No node leaves without a drain: aws-node-termination-handler in queue mode.
+
+An instance refresh (or a scale-in) terminates instances; each pool's
+termination lifecycle hook holds the instance while NTH, reading the
+lifecycle events from an SQS queue, cordons and drains the node through the
+eviction API (PodDisruptionBudgets honoured), then completes the hook.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from kubehop import catalog
+
+EVENT_PATTERNS = {
+    "asg-termination": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
+    "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+    "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+}
+
+
+@dataclass
+class DrainerArgs:
+    cluster: str
+    region: str
+    provider: k8s.Provider
+    pod_grace_seconds: int = 300
+    node_grace_seconds: int = 900
+
+
+class Drainer(pulumi.ComponentResource):
+    """Queue, event rules and the NTH release; `ready` must precede any rollout."""
+
+    def __init__(self, name: str, args: DrainerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubehop:index:Drainer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        queue = aws.sqs.Queue("node-termination-queue", name=f"kubehop-{args.cluster}-nth",
+                              message_retention_seconds=300, sqs_managed_sse_enabled=True, opts=child)
+        aws.sqs.QueuePolicy("node-termination-queue-policy", queue_url=queue.url, opts=child,
+                            policy=queue.arn.apply(lambda arn: json.dumps({
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn,
+                                               "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}}]})))
+        for rule_name, pattern in EVENT_PATTERNS.items():
+            rule = aws.cloudwatch.EventRule(f"node-termination-{rule_name}", event_pattern=json.dumps(pattern), opts=child)
+            aws.cloudwatch.EventTarget(f"node-termination-{rule_name}-target", rule=rule.name, arn=queue.arn, opts=child)
+        pin = catalog.NTH_CHART
+        self.ready = k8s.helm.v3.Release(
+            "aws-node-termination-handler-addon",
+            name="aws-node-termination-handler", chart="aws-node-termination-handler", version=pin.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=catalog.NTH_REPO), namespace="kube-system",
+            values={"enableSqsTerminationDraining": True, "queueURL": queue.url, "awsRegion": args.region,
+                    "podTerminationGracePeriod": args.pod_grace_seconds,
+                    "nodeTerminationGracePeriod": args.node_grace_seconds,
+                    "deleteSqsMsgIfNodeNotFound": True, "checkTagBeforeDraining": False},
+            atomic=True, cleanup_on_fail=True, max_history=10,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self.queue_url = queue.url
+        self.register_outputs({"queueUrl": queue.url})

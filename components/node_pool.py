@@ -1,0 +1,110 @@
+"""A node pool: launch template, the adopted Auto Scaling group, a drain hook,
+and a rolling replacement that is waited for (runbook 3.3, 4.2, 6.3.3).
+
+The group is imported from config and retained on delete; its desired
+capacity stays with the cluster autoscaler. A new image means a new
+launch-template version, pinned by number (never $Latest) on the group, whose
+instance refresh replaces the nodes; the termination hook lets the drainer
+empty each node first. The rollout gate then waits for every instance.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.steps import gate_step, script
+from kubehop.catalog import Version
+from kubehop.config import NodePool as NodePoolConfig
+
+
+def user_data(cluster: str, pool: NodePoolConfig) -> str:
+    """The boot script with the pool's labels and taints (the dcluster values)."""
+    labels = ",".join(f"{k}={v}" for k, v in sorted({**pool.labels, "kubehop.io/pool": pool.name}.items()))
+    taints = ",".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints)
+    text = script("node_pool/user_data.sh")
+    text = text.replace("__CLUSTER__", cluster).replace("__LABELS__", labels).replace("__TAINTS__", taints)
+    return base64.b64encode(text.encode()).decode()
+
+
+def refresh_preferences(pool: NodePoolConfig) -> aws.autoscaling.GroupInstanceRefreshPreferencesArgs:
+    """Database pools: one node at a time (launch before terminate) with pauses."""
+    if pool.database:
+        return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+            min_healthy_percentage=100, max_healthy_percentage=110, instance_warmup=str(pool.instance_warmup_seconds),
+            checkpoint_percentages=[20, 40, 60, 80, 100], checkpoint_delay="600", skip_matching=True)
+    return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+        min_healthy_percentage=pool.min_healthy_percentage, instance_warmup=str(pool.instance_warmup_seconds),
+        skip_matching=True)
+
+
+@dataclass
+class NodePoolArgs:
+    pool: NodePoolConfig
+    cluster: str
+    region: str
+    ami_id: pulumi.Input[str]
+    kubelet_version: Version
+    kubeconfig: pulumi.Input[str]
+    drain_timeout_seconds: int
+    after: list[pulumi.Resource] = field(default_factory=list)
+    """The stage's last control-plane step and addon checks (and the previous pool)."""
+
+
+class NodePool(pulumi.ComponentResource):
+    """One pool's rollout; `rolled` is its rollout-wait step."""
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubehop:index:NodePool", name, None, opts)
+        pool = args.pool
+        child = pulumi.ResourceOptions(parent=self)
+        template = aws.ec2.LaunchTemplate(
+            f"{pool.name}-launch-template",
+            name=f"kubehop-{args.cluster}-{pool.name}",
+            image_id=args.ami_id,
+            instance_type=pool.instance_type,
+            user_data=user_data(args.cluster, pool),
+            vpc_security_group_ids=pool.security_group_ids or None,
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(name=pool.iam_instance_profile) if pool.iam_instance_profile else None,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required" if pool.imdsv2_required else "optional",
+                http_put_response_hop_limit=2, instance_metadata_tags="enabled"),
+            update_default_version=True,
+            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
+                resource_type="instance",
+                tags={"kubehop:cluster": args.cluster, "kubehop:pool": pool.name,
+                      "kubehop:kubernetes-version": str(args.kubelet_version)})],
+            # a new kubelet must never be launchable before the control plane is at its version
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
+        hook = aws.autoscaling.LifecycleHook(
+            f"{pool.name}-drain-hook",
+            autoscaling_group_name=pool.asg_name,
+            lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+            heartbeat_timeout=args.drain_timeout_seconds + 120,
+            default_result="CONTINUE",
+            opts=child)
+        version = template.latest_version.apply(str)
+        group = aws.autoscaling.Group(
+            f"{pool.name}-node-pool",
+            name=pool.asg_name,
+            min_size=pool.min_size,
+            max_size=pool.max_size,
+            vpc_zone_identifiers=pool.subnet_ids,
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=version),
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(strategy="Rolling", preferences=refresh_preferences(pool)),
+            tags=[aws.autoscaling.GroupTagArgs(key=f"k8s.io/cluster-autoscaler/{args.cluster}", value="owned", propagate_at_launch=False),
+                  aws.autoscaling.GroupTagArgs(key="k8s.io/cluster-autoscaler/enabled", value="true", propagate_at_launch=False)],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[hook, *args.after], import_=pool.asg_name,
+                retain_on_delete=True, ignore_changes=["desiredCapacity"]))
+        self.rolled = gate_step(
+            f"{pool.name}-rollout-wait", gate="rollout",
+            args=["--asg", pool.asg_name, "--region", args.region, "--launch-template-version", version,
+                  "--image-id", args.ami_id, "--kubelet-version", f"v{args.kubelet_version}",
+                  "--timeout", str(pool.rollout_timeout_seconds), "--interval", "30"],
+            triggers=[version, args.ami_id],
+            secret_env=None, kubeconfig=args.kubeconfig, parent=self, depends_on=[group])
+        self.launch_template_version = version
+        self.register_outputs({"launchTemplateVersion": version, "amiId": args.ami_id})

@@ -1,0 +1,94 @@
+"""Shared plumbing for step resources: scripts kept as real files, SSH
+connections from config, and commands that run `python -m kubehop gate`.
+
+Every step's delete does nothing: `pulumi destroy` never undoes an upgrade.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_command as command
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+# The interpreter of the project's virtualenv (Pulumi.yaml `virtualenv: .venv`):
+# the command provider does not inherit the program's PATH.
+PYTHON = ".venv/bin/python"
+
+
+def script(relpath: str) -> str:
+    """The text of a step script kept beside the components."""
+    return (SCRIPTS_DIR / relpath).read_text()
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one machine over SSH; the private key is a secret Output."""
+
+    host: str
+    user: str
+    port: int
+    private_key: pulumi.Input[str]
+    bastion_host: str | None = None
+    bastion_user: str | None = None
+    bastion_port: int | None = None
+
+    def connection(self) -> command.remote.ConnectionArgs:
+        proxy = None
+        if self.bastion_host:
+            proxy = command.remote.ProxyConnectionArgs(
+                host=self.bastion_host, user=self.bastion_user, port=self.bastion_port,
+                private_key=self.private_key)
+        return command.remote.ConnectionArgs(
+            host=self.host, user=self.user, port=self.port, private_key=self.private_key,
+            proxy=proxy, dial_error_limit=20)
+
+
+def env_prefix(env: Mapping[str, str]) -> str:
+    """`env K=V ...` for values that are not secret (versions, paths, names)."""
+    return "env " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
+
+
+def remote_step(name: str, *, target: SshTarget, script_path: str, env: Mapping[str, str],
+                triggers: Sequence[str], parent: pulumi.Resource,
+                depends_on: Sequence[pulumi.Resource] = ()) -> command.remote.Command:
+    """A script run as root on a node with its text on stdin.
+
+    It re-runs only when `triggers` change (a new hop); its delete does nothing.
+    """
+    return command.remote.Command(
+        name,
+        connection=target.connection(),
+        create=f"sudo {env_prefix(env)} bash -s",
+        stdin=script(script_path),
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def gate_step(name: str, *, gate: str, args: Sequence[pulumi.Input[str]], triggers: Sequence[pulumi.Input[str]],
+              parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = (),
+              secret_env: Mapping[str, pulumi.Input[str]] | None = None,
+              kubeconfig: pulumi.Input[str] | None = None) -> command.local.Command:
+    """`python -m kubehop gate GATE ...` on the machine running `pulumi up`.
+
+    Secrets reach the gate through the environment (kept secret by Pulumi),
+    never through its arguments; a kubeconfig goes to a private temp file.
+    """
+    environment: dict[str, pulumi.Input[str]] = dict(secret_env or {})
+    if kubeconfig is not None:
+        environment["KUBEHOP_KUBECONFIG_DATA"] = kubeconfig
+    create = pulumi.Output.all(*args).apply(
+        lambda parts: " ".join(["bash components/scripts/run_gate.sh", *(shlex.quote(str(p)) for p in [gate, *parts])]))
+    return command.local.Command(
+        name,
+        create=create,
+        dir=str(PROJECT_DIR),
+        environment=environment or None,
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )

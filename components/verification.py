@@ -1,0 +1,49 @@
+"""Checks after every version stage (runbook 6.3.4, 6.4.4): nodes Ready at the
+expected versions, no crash-looping or stuck-pending pods, application
+endpoints, the network paths and the ingress URLs. Each is a gate step that
+re-runs when the stage's versions change."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.steps import gate_step
+from kubehop.config import Verify
+from kubehop.hops import Hop
+
+
+def checks(cfg: Verify, hop: Hop) -> list[tuple[str, str, list[str]]]:
+    """(check name, gate, gate arguments) for every configured check."""
+    out = [
+        ("nodes", "nodes", ["--control-plane-version", f"v{hop.control_plane}", "--worker-version", f"v{hop.workers}"]),
+        ("pods", "pods", ["--pending-grace", str(cfg.pending_grace_seconds), "--max-pending", str(cfg.max_pending)]),
+    ]
+    if cfg.endpoints:
+        out.append(("endpoints", "endpoints", [a for svc in cfg.endpoints for a in ("--service", svc)]))
+    if cfg.network_paths:
+        out.append(("network", "network", [a for p in cfg.network_paths for a in ("--path", f"{p.name}=from:{p.source},to:{p.to}")]))
+    if cfg.urls:
+        out.append(("ingress-urls", "http-check", [a for u in cfg.urls for a in ("--url", f"{u.name}={u.url}={u.status}")]))
+    return out
+
+
+@dataclass
+class VerificationArgs:
+    config: Verify
+    hop: Hop
+    kubeconfig: pulumi.Input[str]
+    after: list[pulumi.Resource]
+    """Every other step of the stage: verification comes last."""
+
+
+class Verification(pulumi.ComponentResource):
+    def __init__(self, name: str, args: VerificationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubehop:index:Verification", name, None, opts)
+        triggers = [str(args.hop.control_plane), str(args.hop.workers)]
+        self.steps = [
+            gate_step(f"{check}-verify", gate=gate, args=[*gate_args, "--timeout", "600", "--interval", "15"],
+                      triggers=triggers, kubeconfig=args.kubeconfig, parent=self, depends_on=args.after)
+            for check, gate, gate_args in checks(args.config, args.hop)
+        ]
+        self.register_outputs({"checks": [c for c, _, _ in checks(args.config, args.hop)]})

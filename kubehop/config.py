@@ -1,0 +1,534 @@
+"""The stack's configuration as one validated model.
+
+`load(raw, secret_keys)` takes the `kubehop:*` config exactly as Pulumi holds
+it (strings, objects as JSON text) and either returns a `StackConfig` or raises
+`ConfigErrors` listing every problem at once, each naming the full key, the bad
+value and the fix. The program calls it before it registers any resource.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kubehop import catalog
+from kubehop.catalog import Version
+
+NS = "kubehop"
+SECRET_KEYS = ("sshPrivateKey", "kubeconfig", "siblingKubeconfig", "trafficToken", "mysqlPassword")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
+
+
+class ConfigProblem(BaseModel):
+    key: str
+    value: Any = None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        shown = "(missing)" if self.value is None else json.dumps(self.value) if not isinstance(self.value, str) else repr(self.value)
+        return f"{self.key}: {self.message} (got {shown}). Fix: {self.fix}"
+
+
+class ConfigErrors(Exception):
+    """Every problem found in a stack's config; nothing may be registered."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_RE.match(value):
+        raise ValueError("must be a DNS name or IP address|use the address sshd listens on, e.g. 10.20.1.10")
+    return value
+
+
+def _check_version(value: str) -> str:
+    try:
+        return str(catalog.resolve(value))
+    except (ValueError, catalog.CatalogError) as exc:
+        raise ValueError(f"{exc}|use a minor from the catalog ({', '.join(catalog.known_minors())}), e.g. \"1.27\"") from None
+
+
+class Bastion(Model):
+    host: str
+    user: str = "ubuntu"
+    port: int = Field(22, ge=1, le=65535)
+
+    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
+
+
+class Ssh(Model):
+    user: str = "ubuntu"
+    port: int = Field(22, ge=1, le=65535)
+    bastion: Bastion | None = None
+
+
+class Cluster(Model):
+    name: str
+    region: str
+    environment: str = "prod"
+    production: bool = False
+    imds: Literal["v2", "v1"] = "v2"
+    dedicated_namespaces: list[str] = Field(default_factory=list, alias="dedicatedNamespaces")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be a lowercase DNS label|use the cluster's name, e.g. aws-uswest2-prod-b")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", v):
+            raise ValueError("is not an AWS region|use a region such as us-west-2")
+        return v
+
+
+class Node(Model):
+    name: str
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be the Kubernetes node name (lowercase, digits, '-')|use the name `kubectl get nodes` shows")
+        return v
+
+    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
+
+
+class Etcd(Model):
+    snapshot_dir: str = Field("/var/backups/kubehop/etcd", alias="snapshotDir")
+    keep: int = Field(5, ge=1, le=100)
+    s3_uri: str | None = Field(None, alias="s3Uri")
+    endpoints: str = "https://127.0.0.1:2379"
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
+            raise ValueError("is not an S3 URI|use s3://bucket/prefix or remove the key")
+        return v
+
+    @field_validator("snapshot_dir")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must be an absolute path|use e.g. /var/backups/kubehop/etcd")
+        return v
+
+
+class ControlPlane(Model):
+    nodes: list[Node] = Field(min_length=1)
+    etcd: Etcd = Field(default_factory=Etcd)
+    force_apply: bool = Field(False, alias="forceApply")
+    drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")
+    ready_timeout_seconds: int = Field(300, ge=30, le=3600, alias="readyTimeoutSeconds")
+    apply_timeout_seconds: int = Field(900, ge=60, le=3600, alias="applyTimeoutSeconds")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ControlPlane":
+        names = [n.name for n in self.nodes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node names repeat: {', '.join(dupes)}|give every master its own node name")
+        if len(self.nodes) % 2 == 0:
+            raise ValueError(f"{len(self.nodes)} masters cannot keep etcd quorum through a rolling upgrade|use an odd number of masters (1, 3, 5)")
+        return self
+
+
+class Adopt(Model):
+    """What the cluster runs when kubehop first manages it (before any output exists)."""
+
+    kubernetes_version: str = Field(alias="kubernetesVersion")
+    worker_version: str | None = Field(None, alias="workerVersion")
+    amis: dict[str, str] = Field(default_factory=dict)
+
+    _v = field_validator("kubernetes_version", "worker_version")(classmethod(lambda cls, v: v if v is None else _check_version(v)))
+
+    @field_validator("amis")
+    @classmethod
+    def _amis(cls, v: dict[str, str]) -> dict[str, str]:
+        for role, ami in v.items():
+            if not _AMI_RE.match(ami):
+                raise ValueError(f"amis.{role} {ami!r} is not an AMI id|use the id of the AMI the pool runs now, e.g. ami-0abc12345def67890")
+        return v
+
+
+class AddonConfig(Model):
+    enabled: bool = True
+    chart_version: str | None = Field(None, alias="chartVersion")
+    image_tag: str | None = Field(None, alias="imageTag")
+    release_name: str | None = Field(None, alias="releaseName")
+    namespace: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    check_urls: list[str] = Field(default_factory=list, alias="checkUrls")
+    metrics_url: str | None = Field(None, alias="metricsUrl")
+
+
+class Addons(Model):
+    """One entry per addon; the field names are the only addon names kubehop knows."""
+
+    calico: AddonConfig = Field(default_factory=AddonConfig)
+    aws_cloud_controller_manager: AddonConfig = Field(default_factory=AddonConfig, alias="aws-cloud-controller-manager")
+    cluster_autoscaler: AddonConfig = Field(default_factory=AddonConfig, alias="cluster-autoscaler")
+    kube_state_metrics: AddonConfig = Field(default_factory=AddonConfig, alias="kube-state-metrics")
+    ingress_nginx: AddonConfig = Field(default_factory=AddonConfig, alias="ingress-nginx")
+    timeout_seconds: int = Field(600, ge=60, le=3600, alias="timeoutSeconds")
+
+    def get(self, name: str) -> AddonConfig:
+        return getattr(self, name.replace("-", "_"))
+
+
+class Spark(Model):
+    jdk_package: str = Field("openjdk-17-jre-headless", alias="jdkPackage")
+    hadoop_version: str = Field(alias="hadoopVersion")
+    hadoop_mirror: str = Field("https://archive.apache.org/dist/hadoop/common", alias="hadoopMirror")
+    hadoop_sha512: str = Field(alias="hadoopSha512")
+
+
+class NodeImages(Model):
+    source_ami_id: str | None = Field(None, alias="sourceAmiId")
+    instance_type: str = Field("t3.large", alias="instanceType")
+    subnet_id: str | None = Field(None, alias="subnetId")
+    pinned: dict[Literal["worker", "spark"], str] = Field(default_factory=dict)
+    cni_plugins_sha256: str = Field(alias="cniPluginsSha256")
+    spark: Spark | None = None
+
+    @field_validator("pinned")
+    @classmethod
+    def _pins(cls, v: dict[str, str]) -> dict[str, str]:
+        for role, ami in v.items():
+            if not _AMI_RE.match(ami):
+                raise ValueError(f"pinned.{role} {ami!r} is not an AMI id|use ami-… or remove the pin to build the image")
+        return v
+
+
+class Taint(Model):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class NodePool(Model):
+    name: str
+    role: Literal["worker", "spark"] = "worker"
+    asg_name: str = Field(alias="asgName")
+    instance_type: str = Field(alias="instanceType")
+    min_size: int = Field(alias="minSize", ge=0)
+    max_size: int = Field(alias="maxSize", ge=1)
+    subnet_ids: list[str] = Field(alias="subnetIds", min_length=1)
+    database: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    security_group_ids: list[str] = Field(default_factory=list, alias="securityGroupIds")
+    iam_instance_profile: str | None = Field(None, alias="iamInstanceProfile")
+    imdsv2_required: bool = Field(True, alias="imdsv2Required")
+    min_healthy_percentage: int = Field(90, ge=0, le=100, alias="minHealthyPercentage")
+    instance_warmup_seconds: int = Field(300, ge=0, le=3600, alias="instanceWarmupSeconds")
+    rollout_timeout_seconds: int = Field(3600, ge=60, le=6 * 3600, alias="rolloutTimeoutSeconds")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be lowercase letters, digits and '-'|use a short pool name, e.g. workers")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "NodePool":
+        if self.min_size > self.max_size:
+            raise ValueError(f"minSize {self.min_size} is above maxSize {self.max_size}|make minSize <= maxSize")
+        return self
+
+
+class TrafficControl(Model):
+    kind: Literal["http", "command"]
+    url: str | None = None
+    command: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "TrafficControl":
+        if self.kind == "http" and not self.url:
+            raise ValueError("kind http needs url|set traffic.control.url to the DAPP state endpoint")
+        if self.kind == "command" and not self.command:
+            raise ValueError("kind command needs command|set traffic.control.command with {cluster} {state} {share}")
+        return self
+
+
+class Canary(Model):
+    share: int = Field(10, ge=1, le=100)
+    window_seconds: int = Field(600, ge=60, le=3600, alias="windowSeconds")
+    final_share: int = Field(50, ge=0, le=100, alias="finalShare")
+
+
+class Traffic(Model):
+    state: Literal["serving", "maintaining"] = "serving"
+    control: TrafficControl
+    canary: Canary = Field(default_factory=Canary)
+
+
+class Sibling(Model):
+    name: str
+    stack: str
+
+
+class ServiceSwitch(Model):
+    namespace: str = "prod"
+    name: str
+    resource: str = "serviceswitch"
+    standby_spec: dict[str, Any] = Field(alias="standbySpec")
+    serving_spec: dict[str, Any] = Field(alias="servingSpec")
+
+
+class Replication(Model):
+    host: str
+    port: int = Field(3306, ge=1, le=65535)
+    user: str = "kubehop"
+    max_lag_seconds: int = Field(30, ge=0, le=3600, alias="maxLagSeconds")
+
+    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
+
+
+class Mysql(Model):
+    service_switch: ServiceSwitch = Field(alias="serviceSwitch")
+    replication: Replication
+
+
+class Workload(Model):
+    namespace: str
+    workload: str
+
+    @field_validator("workload")
+    @classmethod
+    def _wl(cls, v: str) -> str:
+        if not re.match(r"^(deployment|statefulset)/[a-z0-9][-a-z0-9.]*$", v):
+            raise ValueError("must be kind/name|use e.g. deployment/mirrormaker")
+        return v
+
+
+class Kafka(Model):
+    prometheus_url: str = Field(alias="prometheusUrl")
+    consumer_lag_query: str = Field("sum by (consumergroup) (kafka_consumergroup_lag)", alias="consumerLagQuery")
+    mirror_lag_query: str = Field("sum by (topic) (kafka_mirrormaker_lag)", alias="mirrorLagQuery")
+    threshold: int = Field(1000, ge=1)
+    key_groups: list[str] = Field(default_factory=list, alias="keyGroups")
+    lag_timeout_seconds: int = Field(3600, ge=60, alias="lagTimeoutSeconds")
+    mirror_maker: Workload = Field(alias="mirrorMaker")
+    sibling_mirror_maker: Workload = Field(alias="siblingMirrorMaker")
+
+
+class SloQuery(Model):
+    name: str
+    query: str
+    max: float
+
+
+class NetworkPath(Model):
+    name: str
+    source: str = Field(alias="from")
+    to: str
+
+
+class UrlCheck(Model):
+    name: str
+    url: str
+    status: int = Field(200, ge=100, le=599)
+
+
+class Verify(Model):
+    network_paths: list[NetworkPath] = Field(default_factory=list, alias="networkPaths")
+    urls: list[UrlCheck] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=list)
+    pending_grace_seconds: int = Field(300, ge=0, alias="pendingGraceSeconds")
+    max_pending: int = Field(0, ge=0, alias="maxPending")
+    slo: list[SloQuery] = Field(default_factory=list)
+
+
+class StackConfig(Model):
+    """Everything under the `kubehop:` namespace of one stack."""
+
+    cluster: Cluster
+    kubernetes_version: str = Field(alias="kubernetesVersion")
+    target_version: str | None = Field(None, alias="targetVersion")
+    worker_policy: Literal["each-hop", "efficient"] = Field("each-hop", alias="workerPolicy")
+    adopt: Adopt
+    ssh: Ssh = Field(default_factory=Ssh)
+    control_plane: ControlPlane = Field(alias="controlPlane")
+    addons: Addons = Field(default_factory=Addons)
+    node_images: NodeImages | None = Field(None, alias="nodeImages")
+    node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
+    traffic: Traffic | None = None
+    sibling: Sibling | None = None
+    mysql: Mysql | None = None
+    kafka: Kafka | None = None
+    verify: Verify = Field(default_factory=Verify)
+    # Secrets: the values never live in the model, only whether they are set.
+    secrets_present: frozenset[str] = Field(default_factory=frozenset, alias="secretsPresent")
+
+    _v = field_validator("kubernetes_version", "target_version")(classmethod(lambda cls, v: v if v is None else _check_version(v)))
+
+    @property
+    def version(self) -> Version:
+        return Version.parse(self.kubernetes_version)
+
+    @property
+    def target(self) -> Version:
+        return Version.parse(self.target_version or self.kubernetes_version)
+
+
+_FIX_BY_TYPE = {
+    "missing": "set it in Pulumi.<stack>.yaml (see the README's config reference)",
+    "extra_forbidden": "remove it or correct its spelling (see the README's config reference)",
+    "literal_error": "use one of the allowed values",
+    "bool_parsing": "use true or false",
+    "int_parsing": "use a whole number",
+    "greater_than_equal": "use a larger number",
+    "less_than_equal": "use a smaller number",
+    "too_short": "add at least one entry",
+}
+
+
+def _key(loc: tuple) -> str:
+    out = NS + ":"
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("" if i == 0 else ".") + str(part)
+    return out
+
+
+def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        fix = _FIX_BY_TYPE.get(err["type"], "correct the value")
+        if "|" in msg:
+            msg, fix = msg.split("|", 1)
+        value = None if err["type"] == "missing" else err.get("input")
+        if isinstance(value, dict) and err["type"] != "extra_forbidden":
+            value = None if not loc else value
+            if value is not None:
+                value = "{…}"
+        problems.append(ConfigProblem(key=_key(loc), value=value, message=msg, fix=fix))
+    return problems
+
+
+def _decode(raw: dict[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """Strip the `kubehop:` prefix and parse JSON objects Pulumi hands over as text."""
+    out: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for full, value in raw.items():
+        if not full.startswith(NS + ":"):
+            continue
+        key = full[len(NS) + 1:]
+        if key not in SECRET_KEYS and isinstance(value, str) and value[:1] in "[{":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                problems.append(ConfigProblem(key=full, value=value[:40], message=f"is not valid JSON ({exc.msg})", fix="quote it as YAML in Pulumi.<stack>.yaml"))
+                continue
+        out[key] = value
+    return out, problems
+
+
+def load(raw: dict[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> StackConfig:
+    """Validate a stack's `kubehop:*` config; raise ConfigErrors with every problem."""
+    data, problems = _decode(raw)
+    present = set()
+    for name in SECRET_KEYS:
+        full = f"{NS}:{name}"
+        if name in data:
+            if full not in secret_keys:
+                problems.append(ConfigProblem(key=full, value="(plain text, not shown)", message="is a secret but is stored in plain text",
+                                              fix=f"run `pulumi config set --secret {full} ...` (for files: `cat FILE | pulumi config set --secret {full}`)"))
+            present.add(name)
+            data.pop(name)
+    data["secretsPresent"] = frozenset(present)
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigErrors(problems + _problems(exc, data)) from None
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigErrors(problems)
+    return cfg
+
+
+def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
+    """Rules that span keys: secrets the features need, addon pins, pools vs images."""
+    problems: list[ConfigProblem] = []
+    need = {"sshPrivateKey": "the control-plane steps SSH to every master", "kubeconfig": "addons and gates talk to the cluster"}
+    if cfg.traffic and cfg.traffic.control.kind == "http":
+        need["trafficToken"] = "traffic.control is an HTTP endpoint"
+    if cfg.mysql:
+        need["mysqlPassword"] = "mysql.replication is checked before the switch"
+    if cfg.kafka:
+        need["siblingKubeconfig"] = "MirrorMaker is stopped on the sibling cluster too"
+    for name, why in need.items():
+        if name not in cfg.secrets_present:
+            problems.append(ConfigProblem(key=f"{NS}:{name}", message=f"is required because {why}",
+                                          fix=f"run `pulumi config set --secret {NS}:{name} ...`"))
+    minors = {Version.parse(v).minor_str for v in (cfg.kubernetes_version, cfg.target_version) if v}
+    for name in catalog.ADDON_ORDER:
+        addon = cfg.addons.get(name)
+        for minor in sorted(minors):
+            if addon.chart_version and not catalog.pin_is_compatible(name, minor, addon.chart_version):
+                problems.append(ConfigProblem(
+                    key=f"{NS}:addons.{name}.chartVersion", value=addon.chart_version,
+                    message=f"is not compatible with Kubernetes {minor}",
+                    fix=f"remove the pin to use the catalog's {_catalog_chart(name, minor)} or pick a compatible chart"))
+            pin = catalog.ADDONS[name].per_minor.get(minor)
+            if addon.image_tag and pin and pin.image_minor_must_match and not addon.image_tag.lstrip("v").startswith(minor + "."):
+                problems.append(ConfigProblem(
+                    key=f"{NS}:addons.{name}.imageTag", value=addon.image_tag,
+                    message=f"must have the same minor as Kubernetes ({minor})",
+                    fix=f"remove the pin to use the catalog's {pin.image_tag}"))
+    roles = {p.role for p in cfg.node_pools}
+    if roles and cfg.node_images is None:
+        problems.append(ConfigProblem(key=f"{NS}:nodeImages", message="is required when nodePools are set",
+                                      fix="add nodeImages (see the README's config reference)"))
+    if "spark" in roles and cfg.node_images and cfg.node_images.spark is None and "spark" not in cfg.node_images.pinned:
+        problems.append(ConfigProblem(key=f"{NS}:nodeImages.spark", message="is required for a spark pool",
+                                      fix="add nodeImages.spark (jdkPackage, hadoopVersion, hadoopSha512) or pin nodeImages.pinned.spark"))
+    names = [p.name for p in cfg.node_pools]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].name", value=name, message="repeats another pool's name", fix="give every pool its own name"))
+    for role in sorted(roles):
+        if role not in cfg.adopt.amis:
+            problems.append(ConfigProblem(key=f"{NS}:adopt.amis.{role}", message=f"is required: the {role} pools keep this AMI until they roll",
+                                          fix="set it to the AMI the pool's launch template uses today"))
+    if cfg.cluster.production and cfg.traffic is None:
+        problems.append(ConfigProblem(key=f"{NS}:traffic", message="is required on a production cluster",
+                                      fix="add traffic (state, control) so kubehop can move users off the cluster"))
+    return problems
+
+
+def _catalog_chart(name: str, minor: str) -> str:
+    pin = catalog.ADDONS[name].per_minor.get(minor)
+    return pin.chart_version if pin else "(none)"

@@ -1,0 +1,69 @@
+"""What each step does to the cluster and how risky it is, as the runbook rates it.
+
+The offline plan attaches these to every step; the step's action is the last
+part of its resource name (e.g. `master0-kubeadm-apply`).
+"""
+from __future__ import annotations
+
+# action -> (impact, risk)
+ACTIONS: dict[str, tuple[str, str]] = {
+    "etcd-snapshot": ("Reads all of etcd over TLS and writes a verified snapshot on the first master; the way back if the upgrade fails. No effect on workloads.", "low"),
+    "package-repo": ("Switches the node's pkgs.k8s.io apt repository to the target minor so kubeadm/kubelet/kubectl install the exact patch. No effect on running components.", "low"),
+    "kubeadm-install": ("Installs kubeadm at the exact patch and holds it. Running components are untouched.", "low"),
+    "kubeadm-plan": ("Pre-flight: checks etcd and apiserver health, component versions, config and image availability. Read-only.", "low"),
+    "kubeadm-apply": ("Rewrites the static pods (apiserver, controller-manager, scheduler, etcd) and renews certificates; the API is unavailable for seconds while pods restart. Workloads keep running.", "high"),
+    "kubeadm-node": ("Upgrades this master's static pods and kubelet config to match the cluster (HA consistency); its apiserver restarts while the others serve.", "medium"),
+    "drain": ("Cordons the node and evicts its pods through the eviction API (PodDisruptionBudgets honoured, DaemonSets kept, emptyDir data deleted).", "medium"),
+    "kubelet-upgrade": ("Installs kubelet and kubectl at the exact patch and restarts kubelet: the node is NotReady for a short time.", "medium"),
+    "uncordon": ("Makes the node schedulable again and waits until it is Ready at the new version.", "low"),
+    "addon": ("Helm upgrade of the addon (atomic: rolled back on failure).", "medium"),
+    "addon-check": ("Waits until the addon is rolled out and does its job; fails the hop otherwise.", "low"),
+    "image-build": ("Packer builds a new AMI on a temporary EC2 instance; the cluster is untouched. Every future node of the pool uses it.", "medium"),
+    "launch-template": ("New launch-template version with the new AMI; nodes launched from it join at the new kubelet version.", "medium"),
+    "node-pool": ("Points the Auto Scaling group at the new launch-template version and starts an instance refresh: nodes are drained (termination hook + drainer) and replaced.", "high"),
+    "rollout-wait": ("Waits until every instance runs the new launch template/AMI and its node is Ready at the expected kubelet version.", "low"),
+    "drain-hook": ("Termination lifecycle hook: terminating instances wait for the drainer.", "low"),
+    "traffic-maintain": ("Marks the cluster maintaining: user traffic moves to the sibling cluster.", "high"),
+    "mysql-replication-check": ("Checks MySQL replication (IO and SQL threads running, lag under the limit) before the switch.", "low"),
+    "mysql-switch": ("Patches the ServiceSwitch so MySQL endpoints point at the standby in the sibling cluster.", "high"),
+    "mirrormaker-stop": ("Stops Kafka MirrorMaker (scaled to 0, replica count recorded): cross-cluster mirroring pauses.", "medium"),
+    "mirrormaker-start": ("Starts Kafka MirrorMaker again with the recorded replica count.", "medium"),
+    "kafka-lag-gate": ("Waits until the key consumer groups' lag is under the threshold (1000).", "low"),
+    "mirror-lag-gate": ("Waits until MirrorMaker lag is under the threshold (1000).", "low"),
+    "traffic-serve": ("Marks the cluster available again (no user share yet).", "medium"),
+    "canary": ("Sends the canary share of users to the cluster for the window while watching the SLO queries; on a breach routes them back to the sibling and fails.", "high"),
+    "verify": ("Post-hop check; fails the stage when the cluster is not healthy.", "low"),
+}
+
+ADDON_RISK = {
+    "aws-cloud-controller-manager": ("high", "Node initialisation and ELB/route management; a bad upgrade blocks every new node from becoming Ready and disturbs load balancers."),
+    "cluster-autoscaler": ("medium", "Scale-out/in of the ASGs; a bad upgrade stops autoscaling (check new nodes join)."),
+    "kube-state-metrics": ("low", "Feeds Prometheus/Grafana; a bad upgrade blanks dashboards, no business impact."),
+    "ingress-nginx": ("high", "The entry point for business traffic; routes may blip, wrong values give 502/503."),
+    "calico": ("high", "The pod network; a bad upgrade breaks pod-to-pod traffic across the cluster."),
+    "aws-node-termination-handler": ("medium", "Drains nodes before ASG terminations; without it instance refresh kills pods undrained."),
+}
+
+# Longest first so `addon-check` wins over `addon`.
+ORDERED = sorted(ACTIONS, key=len, reverse=True)
+
+
+def classify(name: str) -> tuple[str, str]:
+    """(action, target) from a step's resource name; ('', name) when unknown."""
+    for action in ORDERED:
+        if name.endswith("-" + action):
+            return action, name[: -len(action) - 1]
+    return "", name
+
+
+def describe(action: str, target: str, op: str, *, database: bool = False) -> tuple[str, str]:
+    """Impact text and risk for a step; deletes of steps are bookkeeping only."""
+    if op == "delete":
+        return ("Removes the finished step from the stack's state; its delete does nothing to the cluster.", "low")
+    impact, risk = ACTIONS.get(action, ("", "low"))
+    if action == "addon" and target in ADDON_RISK:
+        risk, text = ADDON_RISK[target]
+        impact = f"{impact} {text}"
+    if action == "node-pool" and database:
+        impact += " Database pool (MySQL/Kafka/YugabyteDB/ClickHouse): one node at a time with checkpoints."
+    return impact, risk

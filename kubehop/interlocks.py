@@ -1,0 +1,38 @@
+"""Production interlocks: refused before anything is registered (runbook 6.6).
+
+They need what is deployed (the stack's last outputs) and the sibling's
+traffic state, so they run after config validation, in the program.
+"""
+from __future__ import annotations
+
+from kubehop.config import ConfigProblem, StackConfig
+from kubehop.hops import Hop
+
+
+def problems(cfg: StackConfig, hop: Hop, sibling_traffic: str | None) -> list[ConfigProblem]:
+    """Every interlock the requested run would break."""
+    out: list[ConfigProblem] = []
+    if cfg.traffic is None:
+        return out
+    wanted = cfg.traffic.state
+    deployed = hop.deployed.traffic
+    if cfg.cluster.production and hop.moves_control_plane and not (wanted == "maintaining" and deployed == "maintaining"):
+        out.append(ConfigProblem(
+            key="kubehop:kubernetesVersion", value=str(hop.control_plane),
+            message=f"changes the control plane of production cluster {cfg.cluster.name} while it is {deployed if wanted == 'maintaining' else wanted}",
+            fix=f"keep kubernetesVersion at {hop.deployed.control_plane}, set kubehop:traffic.state to maintaining and run `pulumi up` first"))
+    if wanted == "maintaining" and deployed != "maintaining" and sibling_traffic == "maintaining":
+        out.append(ConfigProblem(
+            key="kubehop:traffic.state", value=wanted,
+            message=f"would take {cfg.cluster.name} out of service while its sibling {cfg.sibling.name if cfg.sibling else ''} is maintaining too",
+            fix="bring the sibling back to serving first"))
+    if wanted == "serving" and deployed == "maintaining" and hop.moves_control_plane:
+        out.append(ConfigProblem(
+            key="kubehop:traffic.state", value=wanted,
+            message="returns users in the same run that upgrades the control plane",
+            fix="finish the version hop while maintaining, then set serving in its own `pulumi up`"))
+    if wanted == "serving" and cfg.kafka is not None and cfg.sibling is None:
+        out.append(ConfigProblem(
+            key="kubehop:sibling", message="is required to restart MirrorMaker on both clusters before serving",
+            fix="set kubehop:sibling (name, stack)"))
+    return out

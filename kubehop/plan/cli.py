@@ -1,0 +1,72 @@
+"""`python -m kubehop plan --stack prod-b [--to 1.29] [--config FILE] [--json]`
+
+Prints every stage (one `pulumi up` each) of bringing the stack's cluster to
+the target version, with the steps each stage changes. Runs offline: no
+Pulumi CLI, cloud or cluster is contacted. Exit 0, or 2 with the problems on
+stderr (and nothing on stdout) for invalid config or an impossible target.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from kubehop.plan import engine
+from kubehop.plan.stages import PlanError, build, read_stack_file
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 2 with a fix, as for bad config
+        self.print_usage(sys.stderr)
+        print(f"kubehop plan: {message}. Fix: see `python -m kubehop plan --help`", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m kubehop plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stack", required=True, help="stack name; its config is Pulumi.<stack>.yaml unless --config is given")
+    p.add_argument("--to", help="target Kubernetes version (a minor like 1.29 or a patch); default: the config's")
+    p.add_argument("--config", type=Path, help="a file shaped like Pulumi.<stack>.yaml")
+    p.add_argument("--worker-policy", choices=None, help="each-hop or efficient (overrides the config)")
+    p.add_argument("--sibling-state", default="serving", choices=["serving", "maintaining"],
+                   help="the sibling cluster's traffic state to assume (offline it cannot be read)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return p
+
+
+def _load(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise PlanError([f"--config: {path} does not exist. Fix: pass a Pulumi.<stack>.yaml-shaped file"]) from None
+    except yaml.YAMLError as exc:
+        raise PlanError([f"--config: {path} is not valid YAML ({exc}). Fix: correct the file"]) from None
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    path = args.config or engine.PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
+    captured = io.StringIO()
+    try:
+        stack_file = read_stack_file(_load(path))
+        # the Pulumi runtime may log; keep stdout for the plan alone
+        with contextlib.redirect_stdout(captured):
+            plan = build(stack_file, stack=args.stack, to=args.to, policy=args.worker_policy,
+                         sibling_state=args.sibling_state)
+    except PlanError as exc:
+        print("kubehop plan: cannot plan:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(plan, indent=2, sort_keys=False))
+    else:
+        from kubehop.plan.render import render
+
+        print(render(plan))
+    return 0

@@ -1,0 +1,149 @@
+"""Run the real Pulumi program offline and record what it registers.
+
+A `MockMonitor` subclass records every RegisterResource request (type, name,
+parent, dependencies, options, inputs with secrets masked). Mocks answer
+with deterministic outputs so that a stage's diff against the previous
+stage is exactly what `pulumi preview` would show.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SECRET = "[secret]"
+# The value a `secure:` config key holds offline: it cannot be decrypted here.
+OFFLINE_SECRET = "kubehop-offline-secret-value"
+_SECRET_SIG = rpc._special_secret_sig
+_SIG_KEY = rpc._special_sig_key
+
+
+@dataclass
+class Registered:
+    """One RegisterResource request as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    import_id: str
+    retain_on_delete: bool
+    ignore_changes: list[str]
+
+
+@dataclass
+class Run:
+    """Everything one program run registered, in registration order, and its outputs."""
+
+    resources: dict[str, Registered] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def mask_secrets(value: Any) -> Any:
+    """Replace every secret-wrapped value of a serialized struct by [secret]."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return SECRET
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, str) and value == rpc.UNKNOWN:
+        return "(known after apply)"
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that keeps each request's type, parent, deps and options."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.run = Run()
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = mask_secrets(json_format.MessageToDict(request.object))
+        self.run.resources[response.urn] = Registered(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+            custom=request.custom, dependencies=sorted(set(request.dependencies)),
+            inputs=inputs, import_id=request.importId, retain_on_delete=request.retainOnDelete,
+            ignore_changes=list(request.ignoreChanges))
+        return response
+
+
+class PlanMocks(pulumi_mocks.Mocks):
+    """Deterministic provider answers.
+
+    An output derived from a resource's inputs changes exactly when they do, so
+    an image rebuilt in one stage yields a new AMI id, a changed launch template
+    a new version number, and unchanged resources stay unchanged.
+    """
+
+    def __init__(self, stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]]):
+        self.stack_outputs = stack_outputs
+        self.template_versions = template_versions
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        inputs = dict(args.inputs)
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = inputs.get("name", args.name)
+            return name, {"name": name, "outputs": self.stack_outputs.get(name, {}), "secretOutputNames": []}
+        if args.typ == "command:local:Command":
+            out = f"ami-{digest[:17]}" if args.name.endswith("-image-build") else ""
+            return f"{args.name}-id", {**inputs, "stdout": out, "stderr": ""}
+        if args.typ == "command:remote:Command":
+            return f"{args.name}-id", {**inputs, "stdout": "", "stderr": ""}
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            last_digest, version = self.template_versions.get(args.name, ("", 0))
+            if digest != last_digest:
+                version += 1
+                self.template_versions[args.name] = (digest, version)
+            return f"lt-{digest[:17]}", {**inputs, "latestVersion": version, "arn": f"arn:aws:ec2:::launch-template/{args.name}"}
+        if args.typ == "aws:sqs/queue:Queue":
+            return args.name, {**inputs, "url": f"https://sqs.invalid/{inputs.get('name', args.name)}", "arn": f"arn:aws:sqs:::{args.name}"}
+        return f"{args.name}-id", {**inputs, "arn": f"arn:aws:mock:::{args.name}", "name": inputs.get("name", args.name)}
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        return {}
+
+
+def run_program(config: dict[str, str], secret_keys: list[str], *, stack: str,
+                stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]],
+                organization: str = "organization") -> Run:
+    """Run `__main__.py` once with this config; raise what the program raised."""
+    monitor = RecordingMonitor(PlanMocks(stack_outputs, template_versions))
+    pulumi_mocks.set_mocks(monitor.mocks, project="kubehop", stack=stack, preview=True,
+                           monitor=monitor, organization=organization)
+    set_all_config(dict(config), list(secret_keys))
+    root = get_root_resource()
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+
+    try:
+        _sync_await(pulumi_mocks.run_pulumi_func(program))
+    except Exception as exc:
+        exc.kubehop_run = monitor.run  # what was registered before the failure (tests check: nothing)
+        raise
+    outputs = {}
+    for key, value in root.outputs.items():
+        outputs[key] = _sync_await(pulumi.Output.from_input(value).future())
+    monitor.run.outputs = outputs
+    return monitor.run

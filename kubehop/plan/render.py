@@ -1,0 +1,30 @@
+"""Human-readable plan: one table per stage (one `pulumi up` each)."""
+from __future__ import annotations
+
+import textwrap
+
+RISK_MARK = {"high": "HIGH", "medium": "med", "low": "low"}
+
+
+def render(plan: dict) -> str:
+    lines = [f"kubehop plan for {plan['cluster']} (stack {plan['stack']}): {plan['from']} -> {plan['to']}, "
+             f"worker policy {plan['workerPolicy']}, {len(plan['stages'])} stage(s), one `pulumi up` each."]
+    for warning in plan.get("warnings", []):
+        lines.append(f"  warning: {warning}")
+    for number, stage in enumerate(plan["stages"], 1):
+        settings = ", ".join(f"{k}={v}" for k, v in stage["config"].items())
+        lines += ["", f"Stage {number}/{len(plan['stages'])}: {stage['name']}",
+                  f"  set:   {settings}",
+                  f"  after: control plane {stage['controlPlane']}, workers {stage['workers']}, images {stage['images']}",
+                  f"  steps: {len(stage['steps'])} (in dependency order; 'after' lists the step numbers that must finish first)"]
+        index = {step["id"]: i for i, step in enumerate(stage["steps"], 1)}
+        header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'after':<12} impact"
+        lines += [header, "  " + "-" * (len(header) + 20)]
+        for i, step in enumerate(stage["steps"], 1):
+            after = ",".join(str(index[d]) for d in step["dependsOn"] if d in index) or "-"
+            impact = textwrap.shorten(step["impact"], 90, placeholder="…")
+            lines.append(f"  {i:>3}  {step['action']:<24} {step['target'][:28]:<28} {step['op']:<8} "
+                         f"{RISK_MARK.get(step['risk'], step['risk']):<5} {after[:12]:<12} {impact}")
+    lines += ["", "Apply each stage in order: set the stage's config (`pulumi config set --path KEY VALUE`), "
+              "`pulumi preview`, then `pulumi up`. A failed `pulumi up` resumes at the failed step when re-run."]
+    return "\n".join(lines)

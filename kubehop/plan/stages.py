@@ -1,0 +1,280 @@
+"""Build the offline plan: a baseline run of the program at what is deployed,
+then one run per stage of the journey, each diffed against the run before it,
+exactly as `pulumi preview` would diff it against the stack's state."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubehop import catalog, config, hops, impact, interlocks
+from kubehop.catalog import Version
+from kubehop.plan import engine
+
+# Properties whose change makes the engine replace rather than update.
+REPLACE_ON = {
+    "command:remote:Command": {"triggers"},
+    "command:local:Command": {"triggers"},
+    "kubernetes:helm.sh/v3:Release": {"name", "namespace"},
+    "aws:ec2/launchTemplate:LaunchTemplate": {"name"},
+    "aws:autoscaling/group:Group": {"name"},
+}
+
+
+class PlanError(Exception):
+    """Input the plan refuses: printed on stderr, exit 2."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass
+class StackFile:
+    """A `Pulumi.<stack>.yaml`-shaped config: raw values as Pulumi hands them over."""
+
+    raw: dict[str, str]
+    secret_keys: list[str]
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def read_stack_file(data: dict) -> StackFile:
+    """Secure values cannot be decrypted offline: present, secret, and masked."""
+    cfg = (data or {}).get("config") or {}
+    if not isinstance(cfg, dict):
+        raise PlanError(["config: the file has no `config:` map; use a file shaped like Pulumi.<stack>.yaml"])
+    raw, secret = {}, []
+    for key, value in cfg.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raw[key] = engine.OFFLINE_SECRET
+            secret.append(key)
+        else:
+            raw[key] = _encode(value)
+    return StackFile(raw, secret)
+
+
+def set_path(raw: dict[str, str], path: str, value: str) -> None:
+    """`pulumi config set --path kubehop:traffic.state maintaining`, offline."""
+    key, _, rest = path.partition(".")
+    if not rest:
+        raw[key] = value
+        return
+    obj = json.loads(raw.get(key) or "{}")
+    cursor = obj
+    parts = rest.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    raw[key] = json.dumps(obj)
+
+
+def _expand(run: engine.Run) -> dict[str, set[str]]:
+    """Direct dependencies of every resource, with a component dependency
+    standing for all of the component's descendants."""
+    children: dict[str, list[str]] = {}
+    for urn, res in run.resources.items():
+        children.setdefault(res.parent, []).append(urn)
+
+    def descendants(urn: str) -> set[str]:
+        out: set[str] = set()
+        for child in children.get(urn, []):
+            out.add(child)
+            out |= descendants(child)
+        return out
+
+    deps: dict[str, set[str]] = {}
+    for urn, res in run.resources.items():
+        direct: set[str] = set()
+        for dep in res.dependencies:
+            direct.add(dep)
+            if dep in run.resources and not run.resources[dep].custom:
+                direct |= descendants(dep)
+        deps[urn] = direct - {urn}
+    return deps
+
+
+def _closure(deps: dict[str, set[str]]) -> dict[str, set[str]]:
+    memo: dict[str, set[str]] = {}
+
+    def visit(urn: str, stack: tuple = ()) -> set[str]:
+        if urn in memo:
+            return memo[urn]
+        out: set[str] = set()
+        for dep in deps.get(urn, ()):
+            if dep in stack:
+                continue
+            out.add(dep)
+            out |= visit(dep, stack + (urn,))
+        memo[urn] = out
+        return out
+
+    for urn in deps:
+        visit(urn)
+    return memo
+
+
+def _op(prev: engine.Registered | None, cur: engine.Registered) -> str | None:
+    if prev is None:
+        return "create"
+    if prev.inputs == cur.inputs:
+        return None
+    changed = {k for k in set(prev.inputs) | set(cur.inputs) if prev.inputs.get(k) != cur.inputs.get(k)}
+    return "replace" if changed & REPLACE_ON.get(cur.type, set()) else "update"
+
+
+def _is_step(res: engine.Registered) -> bool:
+    return res.custom and not res.type.startswith("pulumi:providers:")
+
+
+def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str]) -> list[dict]:
+    """The steps of one stage in dependency order, each with its nearest
+    in-stage dependencies, action, target, op, inputs, impact and risk."""
+    ops: dict[str, str] = {}
+    for urn, res in cur.resources.items():
+        if _is_step(res):
+            op = _op(prev.resources.get(urn), res)
+            if op:
+                ops[urn] = op
+    deleted = [urn for urn, res in prev.resources.items() if urn not in cur.resources and _is_step(res)]
+    closure = _closure(_expand(cur))
+    order = list(cur.resources)
+    ids = {urn: cur.resources[urn].name for urn in ops}
+    steps: dict[str, dict] = {}
+    for urn in order:
+        if urn not in ops:
+            continue
+        res = cur.resources[urn]
+        before = closure.get(urn, set()) & set(ops)
+        # nearest: drop those that another in-stage dependency already waits for
+        nearest = {d for d in before if not any(d in closure.get(o, set()) for o in before if o != d)}
+        action, target = impact.classify(res.name)
+        text, risk = impact.describe(action, target, ops[urn], database=target in databases)
+        steps[urn] = {"id": ids[urn], "action": action or "infrastructure", "target": target, "op": ops[urn],
+                      "resourceType": res.type, "dependsOn": sorted(ids[d] for d in nearest),
+                      "inputs": res.inputs, "impact": text, "risk": risk,
+                      "_after": before}
+    ordered = _topological(steps, order)
+    for urn in deleted:
+        res = prev.resources[urn]
+        action, target = impact.classify(res.name)
+        text, risk = impact.describe(action, target, "delete")
+        ordered.append({"id": res.name, "action": action or "infrastructure", "target": target, "op": "delete",
+                        "resourceType": res.type, "dependsOn": [], "inputs": {}, "impact": text, "risk": risk})
+    return ordered
+
+
+def _topological(steps: dict[str, dict], order: list[str]) -> list[dict]:
+    """Registration order, moved only as far as dependencies require."""
+    done: set[str] = set()
+    out: list[dict] = []
+    pending = [u for u in order if u in steps]
+    while pending:
+        for urn in pending:
+            if steps[urn]["_after"] <= done:
+                done.add(urn)
+                out.append(steps[urn])
+                pending.remove(urn)
+                break
+        else:  # a cycle cannot happen in a Pulumi graph; keep order if it did
+            out.extend(steps[u] for u in pending)
+            break
+    for step in out:
+        step.pop("_after", None)
+    return out
+
+
+def _warnings(cfg: config.StackConfig, stages: list[hops.Stage]) -> list[str]:
+    warnings = []
+    for name, addon in catalog.ADDONS.items():
+        if addon.warning and cfg.addons.get(name).enabled:
+            warnings.append(addon.warning)
+    for stage in stages:
+        if stage.hop and stage.hop.moves_control_plane:
+            removed = catalog.release(stage.hop.control_plane.minor_str).removed_apis
+            if removed:
+                warnings.append(f"{stage.name}: APIs no longer served: {', '.join(removed)}; migrate manifests before this hop")
+    return warnings
+
+
+def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | None,
+          sibling_state: str = "serving") -> dict:
+    """The whole plan as the JSON-ready dict `kubehop plan --json` prints."""
+    raw = dict(stack_file.raw)
+    if policy is not None:
+        if policy not in hops.POLICIES:
+            raise PlanError([f"--worker-policy: {policy!r} is not a worker policy. Fix: use one of {', '.join(hops.POLICIES)}"])
+        raw["kubehop:workerPolicy"] = policy
+    try:
+        cfg = config.load(raw, set(stack_file.secret_keys))
+    except config.ConfigErrors as exc:
+        raise PlanError([str(p) for p in exc.problems]) from None
+    deployed = hops.Deployed(Version.parse(cfg.adopt.kubernetes_version),
+                             Version.parse(cfg.adopt.worker_version or cfg.adopt.kubernetes_version),
+                             None, dict(cfg.adopt.amis))
+    _check_as_written(cfg, deployed, sibling_state)
+    try:
+        goal = catalog.resolve(to) if to else cfg.target
+    except (ValueError, catalog.CatalogError) as exc:
+        raise PlanError([f"--to: {exc}. Fix: use a catalog minor ({', '.join(catalog.known_minors())}), e.g. --to 1.29"]) from None
+    try:
+        stages = hops.journey(deployed, goal, cfg.worker_policy, production=cfg.cluster.production and cfg.traffic is not None,
+                              prepare_images=bool(cfg.node_pools))
+    except hops.HopError as exc:
+        raise PlanError([str(exc)]) from None
+
+    baseline = dict(raw)
+    baseline["kubehop:kubernetesVersion"] = str(deployed.control_plane)
+    baseline.pop("kubehop:targetVersion", None)
+    if cfg.traffic:
+        set_path(baseline, "kubehop:traffic.state", "serving")
+    self_name = f"organization/kubehop/{stack}"
+    sibling = {cfg.sibling.stack: {"kubehop": {"traffic": sibling_state}}} if cfg.sibling else {}
+    versions: dict[str, tuple[str, int]] = {}
+    prev = _run(baseline, stack_file.secret_keys, stack, {**sibling}, versions, "baseline")
+    databases = {p.name for p in cfg.node_pools if p.database}
+    current = baseline
+    out_stages = []
+    for stage in stages:
+        current = dict(current)
+        for key, value in stage.config.items():
+            set_path(current, key, value)
+        outputs = {**sibling, self_name: prev.outputs}
+        run = _run(current, stack_file.secret_keys, stack, outputs, versions, stage.name)
+        state = run.outputs.get("kubehop", {})
+        out_stages.append({
+            "name": stage.name,
+            "config": dict(stage.config),
+            "controlPlane": state.get("controlPlaneVersion"),
+            "workers": state.get("workerVersion"),
+            "images": state.get("imageVersion"),
+            "steps": diff_stage(prev, run, databases),
+        })
+        prev = run
+    return {"cluster": cfg.cluster.name, "stack": stack, "from": str(deployed.control_plane), "to": str(goal),
+            "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages), "stages": out_stages}
+
+
+def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_state: str) -> None:
+    """Refuse what `pulumi preview` would refuse for the config as it is now."""
+    try:
+        hop = hops.plan_hop(deployed, cfg.version, cfg.target, cfg.worker_policy)
+    except hops.HopError as exc:
+        raise PlanError([str(exc)]) from None
+    blocked = interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None)
+    if blocked:
+        raise PlanError([str(p) for p in blocked])
+
+
+def _run(raw: dict[str, str], secret_keys: list[str], stack: str, outputs: dict, versions: dict, label: str) -> engine.Run:
+    try:
+        return engine.run_program(raw, secret_keys, stack=stack, stack_outputs=outputs, template_versions=versions)
+    except Exception as exc:  # the program refused (interlock, bad hop): report it
+        message = str(exc).strip() or type(exc).__name__
+        raise PlanError([f"stage {label}: the program refused: {message}"]) from None

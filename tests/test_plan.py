@@ -1,0 +1,270 @@
+"""The offline plan: the real program under the mock engine, stage by stage."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kubehop.plan import engine
+from kubehop.plan.stages import build, read_stack_file
+from tests.plan_helpers import ROOT, ancestors, five_masters, prod_b, step, steps_by, write_stack
+
+VERSION_STAGES = ["1.27.16", "1.28.15", "1.29.15"]
+
+
+def plan_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kubehop", "plan", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def efficient() -> dict:
+    result = plan_cli("--stack", "prod-b", "--to", "1.29", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def each_hop() -> dict:
+    return build(read_stack_file(prod_b()), stack="prod-b", to="1.29", policy="each-hop")
+
+
+def stage(plan: dict, name: str) -> dict:
+    return next(s for s in plan["stages"] if s["name"] == name)
+
+
+def test_prod_b_to_1_29_has_the_stages_in_order(efficient):
+    assert efficient["cluster"] == "aws-uswest2-prod-b"
+    assert (efficient["from"], efficient["to"]) == ("1.26.15", "1.29.15")
+    names = [s["name"] for s in efficient["stages"]]
+    assert names == ["prepare", "maintaining", *VERSION_STAGES, "serving"]
+    for name in VERSION_STAGES:
+        s = stage(efficient, name)
+        assert s["controlPlane"] == name
+        assert s["config"]["kubehop:kubernetesVersion"] == name
+
+
+def test_json_steps_have_the_documented_shape(efficient):
+    for s in efficient["stages"]:
+        ids = {x["id"] for x in s["steps"]}
+        for x in s["steps"]:
+            assert set(x) >= {"id", "action", "target", "op", "resourceType", "dependsOn", "inputs", "impact", "risk"}
+            assert x["op"] in {"create", "update", "replace", "delete"}
+            assert x["risk"] in {"low", "medium", "high"}
+            assert set(x["dependsOn"]) <= ids
+            assert x["impact"]
+
+
+@pytest.mark.parametrize("name", VERSION_STAGES)
+def test_control_plane_order_in_every_version_stage(efficient, name):
+    s = stage(efficient, name)
+    apply0 = step(s, "kubeadm-apply", "master0")
+    assert step(s, "etcd-snapshot", "master0")["id"] in ancestors(s, apply0["id"])
+    node1, node2 = step(s, "kubeadm-node", "master1"), step(s, "kubeadm-node", "master2")
+    assert apply0["id"] in ancestors(s, node1["id"])
+    assert node1["id"] in ancestors(s, node2["id"])
+    masters = ["master0", "master1", "master2"]
+    for node in masters:
+        drain, kubelet, uncordon = step(s, "drain", node), step(s, "kubelet-upgrade", node), step(s, "uncordon", node)
+        assert drain["id"] in ancestors(s, kubelet["id"])
+        assert kubelet["id"] in ancestors(s, uncordon["id"])
+    # each master finishes before the next one starts
+    for before, after in zip(masters, masters[1:]):
+        first_of_next = step(s, "package-repo", after)
+        assert step(s, "uncordon", before)["id"] in ancestors(s, first_of_next["id"])
+    assert step(s, "kubeadm-plan", "master0")["id"] in ancestors(s, apply0["id"])
+    assert not steps_by(s, "kubeadm-apply")[1:], "only the first master runs kubeadm upgrade apply"
+
+
+def test_control_plane_steps_pin_the_catalog_versions(efficient):
+    s = stage(efficient, "1.28.15")
+    apply0 = step(s, "kubeadm-apply", "master0")
+    assert "KUBEHOP_VERSION=1.28.15" in apply0["inputs"]["create"]
+    assert apply0["inputs"]["triggers"] == ["1.28.15"]
+    repo = step(s, "package-repo", "master1")
+    assert "https://pkgs.k8s.io/core:/stable:/v1.28/deb/" in repo["inputs"]["create"]
+    assert "KUBEHOP_FORCE=0" in apply0["inputs"]["create"]
+    assert apply0["op"] == "replace"
+
+
+def test_addons_follow_the_last_master_in_order(efficient):
+    for name in VERSION_STAGES:
+        s = stage(efficient, name)
+        uncordons = {x["id"] for x in steps_by(s, "uncordon")}
+        addons = steps_by(s, "addon")
+        assert addons, f"stage {name} changes no addon"
+        for addon in addons:
+            assert uncordons <= ancestors(s, addon["id"]), addon["id"]
+            check = step(s, "addon-check", addon["target"])
+            assert addon["id"] in ancestors(s, check["id"])
+        targets = [a["target"] for a in addons]
+        if {"aws-cloud-controller-manager", "cluster-autoscaler"} <= set(targets):
+            ccm = step(s, "addon", "aws-cloud-controller-manager")
+            assert ccm["id"] in ancestors(s, step(s, "addon", "cluster-autoscaler")["id"])
+
+
+def test_addon_releases_carry_the_catalog_versions(efficient):
+    s = stage(efficient, "1.29.15")
+    ca = step(s, "addon", "cluster-autoscaler")["inputs"]
+    assert ca["version"] == "9.36.0" and ca["values"]["image"]["tag"] == "v1.29.5"
+    ccm = step(s, "addon", "aws-cloud-controller-manager")["inputs"]
+    assert ccm["values"]["image"]["tag"] == "v1.29.10"
+    assert step(s, "addon", "calico")["inputs"]["version"] == "3.29.7"
+    assert step(s, "addon", "ingress-nginx")["inputs"]["version"] == "4.13.9"
+    assert any("ingress-nginx is retired" in w for w in efficient["warnings"])
+
+
+def test_efficient_policy_rolls_pools_once_with_images_prepared(efficient):
+    rolled = {s["name"]: {x["target"] for x in steps_by(s, "node-pool")} for s in efficient["stages"]}
+    assert rolled["1.29.15"] == {"workers", "databases", "spark"}
+    assert all(not targets for name, targets in rolled.items() if name != "1.29.15")
+    prepare = stage(efficient, "prepare")
+    assert {x["target"] for x in steps_by(prepare, "image-build")} == {"worker", "spark"}
+    spark = step(prepare, "image-build", "spark")
+    assert step(prepare, "image-build", "worker")["id"] in spark["dependsOn"]
+    s = stage(efficient, "1.29.15")
+    uncordons = {x["id"] for x in steps_by(s, "uncordon")}
+    for pool in ("workers", "databases", "spark"):
+        node_pool = step(s, "node-pool", pool)
+        assert uncordons <= ancestors(s, node_pool["id"])
+        assert step(s, "launch-template", pool)["id"] in ancestors(s, node_pool["id"])
+        assert node_pool["id"] in step(s, "rollout-wait", pool)["dependsOn"]
+        assert step(s, "addon-check", "calico")["id"] in ancestors(s, node_pool["id"])
+        assert step(s, "launch-template", pool)["inputs"]["imageId"].startswith("ami-")
+    assert step(s, "launch-template", "workers")["inputs"]["metadataOptions"]["httpTokens"] == "required"
+
+
+def test_each_hop_policy_rolls_workers_in_every_version_stage(each_hop):
+    for name in VERSION_STAGES:
+        s = stage(each_hop, name)
+        assert {x["target"] for x in steps_by(s, "node-pool")} == {"workers", "databases", "spark"}
+        assert s["workers"] == name
+        # kubelet never newer than the apiserver: pools wait for every master
+        uncordons = {x["id"] for x in steps_by(s, "uncordon")}
+        for x in steps_by(s, "launch-template"):
+            assert uncordons <= ancestors(s, x["id"])
+    s = stage(each_hop, "1.28.15")
+    spark = step(s, "image-build", "spark")
+    assert step(s, "image-build", "worker")["id"] in ancestors(s, spark["id"])
+    lt = step(s, "launch-template", "workers")
+    assert step(s, "image-build", "worker")["id"] in ancestors(s, lt["id"])
+
+
+def test_production_choreography(efficient):
+    maintaining = stage(efficient, "maintaining")
+    switch = steps_by(maintaining, "mysql-switch")[0]
+    assert steps_by(maintaining, "mysql-replication-check")[0]["id"] in ancestors(maintaining, switch["id"])
+    assert steps_by(maintaining, "traffic-maintain")[0]["id"] in ancestors(maintaining, switch["id"])
+    lag = steps_by(maintaining, "kafka-lag-gate")[0]
+    stops = steps_by(maintaining, "mirrormaker-stop")
+    assert {x["target"] for x in stops} == {"aws-uswest2-prod-b", "aws-uswest2-prod-a"}
+    assert all(x["id"] in ancestors(maintaining, lag["id"]) for x in stops)
+    for name in VERSION_STAGES:
+        s = stage(efficient, name)
+        verify = {x["id"] for x in steps_by(s, "verify")}
+        assert verify
+        others = [x for x in s["steps"] if x["id"] not in verify]
+        for v in verify:
+            assert {o["id"] for o in others} <= ancestors(s, v)
+    serving = stage(efficient, "serving")
+    created = [x for x in serving["steps"] if x["op"] == "create"]
+    start = [x for x in created if x["action"] == "mirrormaker-start"]
+    mirror = step(serving, "mirror-lag-gate", "aws-uswest2-prod-b")
+    serve = step(serving, "traffic-serve", "aws-uswest2-prod-b")
+    canary = step(serving, "canary", "aws-uswest2-prod-b")
+    assert len(start) == 2 and all(x["id"] in ancestors(serving, mirror["id"]) for x in start)
+    assert mirror["id"] in ancestors(serving, serve["id"])
+    assert serve["id"] in ancestors(serving, canary["id"])
+
+
+def test_secrets_never_appear_in_the_plan(efficient):
+    text = json.dumps(efficient)
+    assert engine.OFFLINE_SECRET not in text
+    s = stage(efficient, "1.27.16")
+    conn = step(s, "kubeadm-apply", "master0")["inputs"]["connection"]
+    assert conn["privateKey"] == "[secret]"
+    maintaining = stage(efficient, "maintaining")
+    env = step(maintaining, "traffic-maintain", "aws-uswest2-prod-b")["inputs"]["environment"]
+    assert env["KUBEHOP_TRAFFIC_TOKEN"] == "[secret]"
+
+
+def test_human_output_is_a_table_per_stage():
+    result = plan_cli("--stack", "prod-b", "--to", "1.28")
+    assert result.returncode == 0, result.stderr
+    assert "Stage 3/4: 1.28.15" in result.stdout and "kubeadm-apply" in result.stdout
+    assert engine.OFFLINE_SECRET not in result.stdout
+
+
+def test_a_five_master_cluster_plans_the_same_way(tmp_path):
+    plan = build(read_stack_file(five_masters()), stack="stage-c", to="1.28", policy=None)
+    assert [s["name"] for s in plan["stages"]] == ["prepare", "1.27.16", "1.28.15"]
+    s = stage(plan, "1.28.15")
+    assert step(s, "etcd-snapshot", "cp-0")["id"] in ancestors(s, step(s, "kubeadm-apply", "cp-0")["id"])
+    nodes = [f"cp-{i}" for i in range(5)]
+    for before, after in zip(nodes, nodes[1:]):
+        assert step(s, "uncordon", before)["id"] in ancestors(s, step(s, "kubeadm-node", after)["id"])
+    assert len(steps_by(s, "kubeadm-node")) == 4
+
+
+@pytest.mark.parametrize("to, text", [
+    ("1.25", "older than the deployed control plane"),
+    ("1.40", "not in the catalog"),
+    ("1.29.99", "newer than the last 1.29 patch"),
+    ("banana", "not a version"),
+])
+def test_impossible_targets_exit_2(to, text):
+    result = plan_cli("--stack", "prod-b", "--to", to, "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert text in result.stderr and "--to" in result.stderr
+
+
+def test_a_skip_in_config_exits_2_naming_the_key(tmp_path):
+    data = prod_b()
+    data["config"]["kubehop:kubernetesVersion"] = "1.28"
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    result = plan_cli("--stack", "prod-b", "--config", str(write_stack(tmp_path, data)))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "kubehop:kubernetesVersion" in result.stderr and "skips minors" in result.stderr
+
+
+def test_a_version_change_while_serving_exits_2(tmp_path):
+    data = prod_b()
+    data["config"]["kubehop:kubernetesVersion"] = "1.27"
+    result = plan_cli("--stack", "prod-b", "--config", str(write_stack(tmp_path, data)))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "kubehop:kubernetesVersion" in result.stderr and "serving" in result.stderr
+
+
+def test_maintaining_while_the_sibling_maintains_exits_2(tmp_path):
+    result = plan_cli("--stack", "prod-b", "--to", "1.27", "--sibling-state", "maintaining")
+    assert result.returncode == 2, result.stdout
+    assert "kubehop:traffic.state" in result.stderr and "sibling" in result.stderr
+
+
+def test_invalid_config_exits_2_with_every_problem(tmp_path):
+    data = prod_b()
+    cfg = data["config"]
+    cfg["kubehop:controlPlane"]["nodes"][1]["host"] = "not a host"
+    cfg["kubehop:addons"]["cluster-autoscaler"] = {"chartVersion": "9.20.0"}
+    cfg["kubehop:addons"]["traefik"] = {"enabled": True}
+    result = plan_cli("--stack", "prod-b", "--to", "1.27", "--config", str(write_stack(tmp_path, data)))
+    assert result.returncode == 2 and result.stdout == ""
+    for key in ("kubehop:controlPlane.nodes[1].host", "kubehop:addons.traefik"):
+        assert key in result.stderr
+
+
+def test_bad_pin_exits_2(tmp_path):
+    data = prod_b()
+    data["config"]["kubehop:addons"]["cluster-autoscaler"] = {"chartVersion": "9.20.0"}
+    result = plan_cli("--stack", "prod-b", "--config", str(write_stack(tmp_path, data)))
+    assert result.returncode == 2
+    assert "kubehop:addons.cluster-autoscaler.chartVersion" in result.stderr and "9.20.0" in result.stderr
+
+
+def test_bad_cli_arguments_exit_2():
+    assert plan_cli("--stack", "prod-b", "--worker-policy", "yolo").returncode == 2
+    missing = plan_cli("--stack", "nope")
+    assert missing.returncode == 2 and "Pulumi.nope.yaml" in missing.stderr
+    assert plan_cli().returncode == 2

@@ -1,0 +1,91 @@
+"""The real Pulumi program under the recording mock engine."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kubehop.plan import engine
+from kubehop.plan.stages import diff_stage, read_stack_file, set_path
+from tests.plan_helpers import prod_b
+
+
+def run(data: dict, outputs: dict | None = None, versions: dict | None = None) -> engine.Run:
+    sf = read_stack_file(data)
+    return engine.run_program(sf.raw, sf.secret_keys, stack="prod-b", stack_outputs=outputs or {},
+                              template_versions={} if versions is None else versions)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> engine.Run:
+    return run(prod_b())
+
+
+def test_components_parent_their_children(baseline):
+    by_urn = baseline.resources
+    types = {r.type for r in by_urn.values()}
+    assert {"kubehop:index:ControlPlane", "kubehop:index:Addons", "kubehop:index:NodePool",
+            "kubehop:index:NodeImage", "kubehop:index:Verification", "kubehop:index:Drainer"} <= types
+    for r in by_urn.values():
+        if r.type.startswith(("command:", "aws:", "kubernetes:helm")):
+            parent = by_urn.get(r.parent)
+            assert parent is not None and parent.type.startswith("kubehop:index:"), r.name
+
+
+def test_adopted_infrastructure_is_retained_and_imported(baseline):
+    groups = [r for r in baseline.resources.values() if r.type == "aws:autoscaling/group:Group"]
+    assert {g.import_id for g in groups} == {"aws-uswest2-prod-b-workers", "aws-uswest2-prod-b-db", "aws-uswest2-prod-b-spark"}
+    assert all(g.retain_on_delete and "desiredCapacity" in g.ignore_changes for g in groups)
+    releases = [r for r in baseline.resources.values() if r.type == "kubernetes:helm.sh/v3:Release" and r.import_id]
+    assert {r.import_id for r in releases} >= {"kube-system/cluster-autoscaler", "ingress-nginx/ingress-nginx"}
+    assert all(r.retain_on_delete for r in releases)
+    # steps never undo anything on destroy: no delete command anywhere
+    commands = [r for r in baseline.resources.values() if r.type.startswith("command:")]
+    assert commands and all("delete" not in r.inputs for r in commands)
+
+
+def test_ssh_key_and_tokens_stay_secret_in_recorded_inputs(baseline):
+    text = json.dumps([r.inputs for r in baseline.resources.values()])
+    assert engine.OFFLINE_SECRET not in text
+    remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
+    assert remote and all(r.inputs["connection"]["privateKey"] == "[secret]" for r in remote)
+    assert all(r.inputs["connection"]["proxy"]["privateKey"] == "[secret]" for r in remote)
+
+
+def test_invalid_config_registers_nothing():
+    data = prod_b()
+    data["config"]["kubehop:controlPlane"]["nodes"][0]["host"] = "bad host"
+    with pytest.raises(Exception) as info:
+        run(data)
+    assert "kubehop:controlPlane.nodes[0].host" in str(info.value)
+    assert info.value.kubehop_run.resources == {}
+
+
+def test_a_skip_registers_nothing(baseline):
+    data = prod_b()
+    data["config"]["kubehop:kubernetesVersion"] = "1.28"
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    with pytest.raises(Exception) as info:
+        run(data, outputs={"organization/kubehop/prod-b": baseline.outputs})
+    assert "skips minors" in str(info.value)
+    assert info.value.kubehop_run.resources == {}
+
+
+def test_a_rerun_after_a_finished_hop_changes_nothing(baseline):
+    versions: dict = {}
+    first = run(prod_b(), versions=versions)
+    data = prod_b()
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    maintaining = run(data, {"organization/kubehop/prod-b": first.outputs}, versions)
+    data["config"]["kubehop:kubernetesVersion"] = "1.27"
+    hop = run(data, {"organization/kubehop/prod-b": maintaining.outputs}, versions)
+    assert hop.outputs["kubehop"]["controlPlaneVersion"] == "1.27.16"
+    assert diff_stage(maintaining, hop, set())  # the hop changes things...
+    again = run(data, {"organization/kubehop/prod-b": hop.outputs}, versions)
+    assert diff_stage(hop, again, set()) == []  # ...and its re-run changes nothing
+
+
+def test_set_path_edits_nested_config():
+    raw = {"kubehop:traffic": json.dumps({"state": "serving", "control": {"kind": "http"}})}
+    set_path(raw, "kubehop:traffic.state", "maintaining")
+    assert json.loads(raw["kubehop:traffic"]) == {"state": "maintaining", "control": {"kind": "http"}}
