@@ -15,7 +15,7 @@ from components.steps import PROJECT_DIR
 from kubehop import catalog
 from kubehop.catalog import Version
 from kubehop.config import NodeImages as NodeImagesConfig
-from kubehop.imagehash import content_hash
+from kubehop.imagehash import content_hash, declared_variables
 
 
 def ami_name(role: str, version: Version, digest: str) -> str:
@@ -44,9 +44,14 @@ class NodeImage(pulumi.ComponentResource):
             self.ami_id: pulumi.Output[str] = pulumi.Output.from_input(pinned)
             self.register_outputs({"amiId": self.ami_id, "pinned": True})
             return
-        digest = content_hash(args.role)
+        plain = self._variables(args.role, args)
+        worker_plain = self._variables("worker", args) if args.role == "spark" else None
+        # versions are folded into the hash: a containerd bump must not reuse an old AMI by name
+        digest = content_hash(args.role, variables=plain, worker_variables=worker_plain)
         name_ = ami_name(args.role, args.version, digest)
-        variables = pulumi.Output.json_dumps(self._variables(args, digest))
+        declared = declared_variables(args.role)
+        extra = {"content_hash": digest, **({"worker_ami_id": args.base_ami} if args.role == "spark" else {})}
+        variables = pulumi.Output.json_dumps({k: v for k, v in {**plain, **extra}.items() if k in declared})
         build = command.local.Command(
             f"{args.role}-image-build",
             create="bash components/scripts/node_image/build.sh",
@@ -63,33 +68,31 @@ class NodeImage(pulumi.ComponentResource):
         self.register_outputs({"amiId": self.ami_id, "amiName": name_})
 
     @staticmethod
-    def _variables(args: NodeImageArgs, digest: str) -> dict:
+    def _variables(role: str, args: NodeImageArgs) -> dict:
+        """The Packer variables of one role, all plain values (no Outputs)."""
         cfg, version = args.config, args.version
         variables = {
             "region": args.region,
             "kubernetes_version": str(version),
             "kubernetes_minor": version.minor_str,
-            "content_hash": digest,
             "instance_type": cfg.instance_type,
-            "ami_name_prefix": f"kubehop-{args.role}",
+            "subnet_id": cfg.subnet_id or "",
+            "ami_name_prefix": f"kubehop-{role}",
             "tags": {"kubehop:cluster": args.cluster, "kubehop:kubernetes-version": str(version)},
         }
-        if args.role == "worker":
+        if role == "worker":
             variables.update({
                 "containerd_version": catalog.CONTAINERD_VERSION,
                 "cni_plugins_version": catalog.CNI_PLUGINS_VERSION,
                 "cni_plugins_sha256": cfg.cni_plugins_sha256,
                 "source_ami_id": cfg.source_ami_id or "",
-                "subnet_id": cfg.subnet_id or "",
             })
         else:
             spark = cfg.spark
             variables.update({
-                "worker_ami_id": args.base_ami,
                 "jdk_package": spark.jdk_package,
                 "hadoop_version": spark.hadoop_version,
                 "hadoop_mirror": spark.hadoop_mirror,
                 "hadoop_sha512": spark.hadoop_sha512,
-                "subnet_id": cfg.subnet_id or "",
             })
         return variables

@@ -204,7 +204,7 @@ class Spark(Model):
     jdk_package: str = Field("openjdk-17-jre-headless", alias="jdkPackage")
     hadoop_version: str = Field(alias="hadoopVersion")
     hadoop_mirror: str = Field("https://archive.apache.org/dist/hadoop/common", alias="hadoopMirror")
-    hadoop_sha512: str = Field(alias="hadoopSha512")
+    hadoop_sha512: str = Field(alias="hadoopSha512", pattern=r"^[0-9a-fA-F]{128}$")
 
 
 class NodeImages(Model):
@@ -212,7 +212,7 @@ class NodeImages(Model):
     instance_type: str = Field("t3.large", alias="instanceType")
     subnet_id: str | None = Field(None, alias="subnetId")
     pinned: dict[Literal["worker", "spark"], str] = Field(default_factory=dict)
-    cni_plugins_sha256: str = Field(alias="cniPluginsSha256")
+    cni_plugins_sha256: str = Field(alias="cniPluginsSha256", pattern=r"^[0-9a-fA-F]{64}$")
     spark: Spark | None = None
 
     @field_validator("pinned")
@@ -406,6 +406,7 @@ _FIX_BY_TYPE = {
     "greater_than_equal": "use a larger number",
     "less_than_equal": "use a smaller number",
     "too_short": "add at least one entry",
+    "string_pattern_mismatch": "use the checksum published with the release (hex digits only)",
 }
 
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# base.sh: apply the OS part of node-settings.yaml to a kubehop worker image:
+# apt prerequisites, kernel modules (now and at boot), sysctls (now and at
+# boot), swap off (now and in fstab), and a copy of the settings file on the
+# node. Every value comes from node-settings.yaml via nodesettings.py; this
+# script holds none of them.
+#
+# Environment:
+#   KUBEHOP_FILES_DIR  required: directory holding node-settings.yaml and
+#                      nodesettings.py (uploaded by the Packer file provisioner)
+#   NODE_ROOT          optional: absolute path prefixed to every file this
+#                      script writes (tests run it against a sandbox); empty
+#                      on a real build
+#
+# Idempotent: files are rewritten only when their content differs, packages
+# are installed only when missing, swap is turned off only when on.
+set -euo pipefail
+
+readonly SELF="base.sh"
+
+die() { echo "${SELF}: error: $*" >&2; exit 1; }
+log() { echo "${SELF}: $*" >&2; }
+
+require_env() {
+  local name
+  for name in "$@"; do
+    [[ -n "${!name:-}" ]] || die "required environment variable ${name} is not set (Packer passes it; see packer/worker.pkr.hcl)"
+  done
+}
+
+require_env KUBEHOP_FILES_DIR
+ROOT="${NODE_ROOT:-}"
+if [[ -n "${ROOT}" ]]; then
+  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
+  ROOT="${ROOT%/}"
+fi
+SETTINGS="${KUBEHOP_FILES_DIR}/node-settings.yaml"
+SETTINGS_TOOL="${KUBEHOP_FILES_DIR}/nodesettings.py"
+[[ -f "${SETTINGS}" ]] || die "settings file ${SETTINGS} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
+[[ -f "${SETTINGS_TOOL}" ]] || die "settings reader ${SETTINGS_TOOL} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
+command -v python3 >/dev/null || die "python3 is required to read ${SETTINGS}"
+
+# Every call validates the whole settings file first and exits non-zero with
+# a message naming the bad key; call it only in plain assignments so that
+# `set -e` sees a failure.
+settings() { python3 "${SETTINGS_TOOL}" "${SETTINGS}" "$@"; }
+
+# install_content DEST MODE CONTENT: write CONTENT (plus a newline) to DEST
+# unless it already holds exactly that.
+install_content() {
+  local dest="$1" mode="$2" content="$3" tmp
+  tmp="$(mktemp)"
+  printf '%s\n' "${content}" >"${tmp}"
+  if [[ -f "${dest}" ]] && cmp -s "${tmp}" "${dest}"; then
+    rm -f "${tmp}"
+    return 0
+  fi
+  mkdir -p "$(dirname "${dest}")"
+  install -m "${mode}" "${tmp}" "${dest}"
+  rm -f "${tmp}"
+  log "wrote ${dest}"
+}
+
+# A Packer SSH session can start while cloud-init is still running apt on
+# first boot; wait so apt/dpkg locks are free (real builds only).
+if [[ -z "${ROOT}" ]] && command -v cloud-init >/dev/null; then
+  cloud-init status --wait >/dev/null || log "warning: cloud-init status exited $? (continuing)"
+fi
+
+# --- apt prerequisites ------------------------------------------------------
+prereq_text="$(settings get packages.prerequisites)"
+missing=()
+if [[ -n "${prereq_text}" ]]; then
+  mapfile -t prereqs <<<"${prereq_text}"
+  # One query for all of them; unknown packages are simply not listed.
+  installed_text="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${prereqs[@]}" 2>/dev/null || true)"
+  for pkg in "${prereqs[@]}"; do
+    grep -qxF "${pkg} installed" <<<"${installed_text}" || missing+=("${pkg}")
+  done
+fi
+if ((${#missing[@]} > 0)); then
+  log "installing prerequisites: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- kernel modules ---------------------------------------------------------
+modules_path="${ROOT}$(settings get paths.modules_load)"
+modules_conf="$(settings modules-load)"
+modules_text="$(settings get kernel_modules)"
+install_content "${modules_path}" 0644 "${modules_conf}"
+mapfile -t modules <<<"${modules_text}"
+for module in "${modules[@]}"; do
+  modprobe "${module}" || die "cannot load kernel module ${module}"
+done
+
+# --- sysctls (after the modules: the net.bridge.* keys need the bridge netfilter module)
+sysctl_path="${ROOT}$(settings get paths.sysctl)"
+sysctl_conf="$(settings sysctl-conf)"
+install_content "${sysctl_path}" 0644 "${sysctl_conf}"
+sysctl -q -p "${sysctl_path}" >/dev/null || die "cannot apply ${sysctl_path}"
+
+# --- swap -------------------------------------------------------------------
+swap_disabled="$(settings get swap.disabled)"
+if [[ "${swap_disabled}" == "true" ]]; then
+  active_swap="$(swapon --noheadings --show 2>/dev/null || true)"
+  if [[ -n "${active_swap}" ]]; then
+    log "turning swap off"
+    swapoff -a
+  fi
+  fstab="${ROOT}/etc/fstab"
+  if [[ -f "${fstab}" ]] && awk '$1 !~ /^#/ && $3 == "swap" { found = 1 } END { exit !found }' "${fstab}"; then
+    fstab_new="$(awk '$1 !~ /^#/ && $3 == "swap" { print "# disabled by kubehop (swap.disabled): " $0; next } { print }' "${fstab}")"
+    install_content "${fstab}" 0644 "${fstab_new}"
+  fi
+fi
+
+# --- the settings themselves, for operators and later audits --------------
+installed_path="${ROOT}$(settings get paths.installed_settings)"
+if ! cmp -s "${SETTINGS}" "${installed_path}"; then
+  mkdir -p "$(dirname "${installed_path}")"
+  install -m 0644 "${SETTINGS}" "${installed_path}"
+  log "wrote ${installed_path}"
+fi
+
+log "done"
