@@ -90,9 +90,9 @@ class Cutover(pulumi.ComponentResource):
         self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0)
         if cfg.mysql:
             switch = cfg.mysql.service_switch
-            self._step(f"{switch.name}-mysql-switch", "servicewitch",
+            self._step(f"{switch.name}-mysql-switch", "serviceswitch",
                        ["--namespace", switch.namespace, "--name", switch.name, "--resource", switch.resource,
-                        "--patch-json", json.dumps({"spec": switch.standby_spec}, sort_keys=True)],
+                        "--spec-json", json.dumps(switch.standby_spec, sort_keys=True)],
                        kubeconfig=self.args.kubeconfig)
         if cfg.kafka:
             self._mirrormaker("stop")

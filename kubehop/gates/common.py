@@ -25,7 +25,7 @@ def poll(
     *,
     timeout: float,
     interval: float,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verdict:
@@ -34,6 +34,7 @@ def poll(
     An exception from `check` counts as a failed look (fail closed) and is
     reported in the progress line. Raises GateError with the last reason.
     """
+    out = out if out is not None else sys.stderr  # looked up per call: tests may swap stderr
     deadline = clock() + timeout
     attempt = 0
     while True:
