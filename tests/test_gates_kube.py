@@ -1,0 +1,625 @@
+"""Kube gates (addon-check, nodes, pods, endpoints, network) against a stand-in kubectl.
+
+The stand-in (tests/fixtures/kubectl/kubectl_standin.py) prints fixture files
+shaped like `kubectl get ... -o json`, chosen by a routes file the test writes,
+and logs every argv. Gates run in-process through the real CLI entry point.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from kubehop.gates import cli
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
+STANDIN = FIXTURES / "kubectl_standin.py"
+ONE_LOOK = ["--timeout", "0", "--interval", "0"]
+
+CA_DEPLOY = "cluster-autoscaler-aws-cluster-autoscaler"
+CA_POD = "kube-system/cluster-autoscaler-aws-cluster-autoscaler-7c9d8b5f6-q2w8e"
+CHI = "chi-clickhouse-prod-0-0-0"
+
+
+def route(match: str, file: str | None = None, **kw) -> dict:
+    r = {"match": match.split(), **kw}
+    if file:
+        r["file"] = file
+    return r
+
+
+HEALTHY = [
+    route("get nodes", "nodes_healthy.json"),
+    route("get pods dcluster-mysql-0", "pod_prod_dcluster-mysql-0.json"),
+    route(f"get pods {CHI}", f"pod_prod_{CHI}.json"),
+    route("get pods", "pods_healthy.json"),
+    route(f"get deployments {CA_DEPLOY}", "deployment_cluster-autoscaler.json"),
+    route("get deployments kube-state-metrics", "deployment_kube-state-metrics.json"),
+    route("get deployments ingress-nginx-controller", "deployment_ingress-nginx-controller.json"),
+    route("get daemonsets aws-cloud-controller-manager", "daemonset_aws-cloud-controller-manager.json"),
+    route("get daemonsets calico-node", "daemonset_calico-node.json"),
+    route("get configmaps cluster-autoscaler-status", "configmap_cluster-autoscaler-status.json"),
+    route("get services ingress-nginx-controller", "service_ingress-nginx-controller.json"),
+    route("get services", "services.json"),
+    route("get endpoints mysql", "endpoints_prod_mysql.json"),
+    route("get endpoints dcluster-api-public", "endpoints_prod_dcluster-api-public.json"),
+    route("exec", stdout=""),
+]
+
+
+class StandIn:
+    def __init__(self, tmp_path: Path, monkeypatch):
+        self.dir = tmp_path
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        wrapper = bindir / "kubectl"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{STANDIN}" "$@"\n')
+        wrapper.chmod(0o755)
+        self.routes_file = tmp_path / "routes.json"
+        self.log = tmp_path / "argv.jsonl"
+        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+        monkeypatch.setenv("KUBECTL_STANDIN_ROUTES", str(self.routes_file))
+        monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(self.log))
+        self.set()
+
+    def set(self, *overrides: dict) -> None:
+        """Routes: these first (first match wins), then the healthy cluster."""
+        self.routes_file.write_text(json.dumps({"routes": list(overrides) + HEALTHY}))
+
+    def fixture(self, name: str, edit) -> str:
+        """A copy of a fixture changed by edit(data); returns its absolute path."""
+        data = json.loads((FIXTURES / name).read_text())
+        edit(data)
+        path = self.dir / f"edited_{name}"
+        path.write_text(json.dumps(data, indent=4, sort_keys=True))
+        return str(path)
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def kube(tmp_path, monkeypatch):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return StandIn(tmp_path, monkeypatch)
+
+
+def gate(capsys, *argv: str) -> tuple[int, str]:
+    code = cli.main([*argv, *ONE_LOOK])
+    return code, capsys.readouterr().err
+
+
+def final_line(err: str) -> str:
+    return err.strip().splitlines()[-1]
+
+
+# --- nodes ---------------------------------------------------------------------------------
+
+def test_nodes_pass_and_argv(kube, capsys, tmp_path):
+    code, err = gate(capsys, "nodes", "--control-plane-version", "v1.27.16", "--worker-version", "v1.27.16",
+                     "--kubeconfig", str(tmp_path / "admin.conf"), "--context", "prod-b")
+    assert code == 0, err
+    assert "6 nodes Ready (3 control-plane, 3 worker)" in final_line(err)
+    (argv,) = kube.calls()
+    assert argv[:4] == ["--kubeconfig", str(tmp_path / "admin.conf"), "--context", "prod-b"]
+    assert argv[4].startswith("--request-timeout=")
+    assert argv[5:] == ["get", "nodes", "--output", "json"]
+
+
+def test_nodes_minor_only_expectation(kube, capsys):
+    assert gate(capsys, "nodes", "--worker-version", "v1.27", "--control-plane-version", "1.27")[0] == 0
+    kube.set(route("get nodes", "nodes_old_kubelet.json"))
+    code, err = gate(capsys, "nodes", "--worker-version", "v1.27")
+    assert code == 1 and "ip-10-20-3-23.us-west-2.compute.internal: kubelet v1.26.15, want v1.27" in err
+
+
+def test_nodes_notready_named(kube, capsys):
+    kube.set(route("get nodes", "nodes_notready.json"))
+    code, err = gate(capsys, "nodes", "--worker-version", "v1.27.16")
+    assert code == 1
+    line = final_line(err)
+    assert "gate nodes FAILED" in line
+    assert "worker ip-10-20-2-22.us-west-2.compute.internal: Ready=Unknown (NodeStatusUnknown)" in line
+    assert "ip-10-20-1-21" not in line
+
+
+def test_nodes_wrong_kubelet_named(kube, capsys):
+    kube.set(route("get nodes", "nodes_old_kubelet.json"))
+    code, err = gate(capsys, "nodes", "--control-plane-version", "v1.27.16", "--worker-version", "v1.27.16")
+    assert code == 1
+    assert "worker ip-10-20-3-23.us-west-2.compute.internal: kubelet v1.26.15, want v1.27.16" in final_line(err)
+    # the control plane is at the version asked of it, so only a wrong expectation trips it
+    code, err = gate(capsys, "nodes", "--control-plane-version", "v1.28.15")
+    assert code == 1 and "control-plane ip-10-20-1-10.us-west-2.compute.internal: kubelet v1.27.16, want v1.28.15" in err
+
+
+def test_nodes_cordoned(kube, capsys):
+    kube.set(route("get nodes", "nodes_cordoned.json"))
+    code, err = gate(capsys, "nodes")
+    assert code == 1 and "worker ip-10-20-1-21.us-west-2.compute.internal: cordoned" in final_line(err)
+    assert gate(capsys, "nodes", "--allow-cordoned")[0] == 0
+
+
+def test_nodes_without_control_plane_label_fail_closed(kube, capsys):
+    def workers_only(data):
+        data["items"] = [n for n in data["items"] if "node-role.kubernetes.io/control-plane" not in n["metadata"]["labels"]]
+    kube.set(route("get nodes", kube.fixture("nodes_healthy.json", workers_only)))
+    code, err = gate(capsys, "nodes", "--control-plane-version", "v1.27.16")
+    assert code == 1 and "no control-plane nodes listed" in err
+
+
+def test_nodes_kubectl_failure_fails_closed(kube, capsys):
+    kube.set(route("get nodes", exit=1, stderr="E1120 10:01:02.123 memcache.go:265] couldn't get current server API group list\n"
+                   "Unable to connect to the server: dial tcp 10.20.0.5:6443: i/o timeout\n"))
+    code, err = gate(capsys, "nodes")
+    assert code == 1
+    assert "kubectl get nodes exited 1: Unable to connect to the server" in final_line(err)
+
+
+@pytest.mark.parametrize("stdout, expect", [
+    ("No resources found\n", "printed no JSON"),
+    (json.dumps({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": [{"kind": "Pod", "metadata": {"name": "x"}}]}),
+     "not a Node"),
+    (json.dumps({"apiVersion": "v1", "kind": "Status", "status": "Failure"}), "expected a List"),
+])
+def test_nodes_unparseable_output_fails_closed(kube, capsys, stdout, expect):
+    kube.set(route("get nodes", stdout=stdout))
+    code, err = gate(capsys, "nodes")
+    assert code == 1 and expect in final_line(err)
+
+
+def test_missing_kubectl_binary_fails_closed(kube, capsys, tmp_path):
+    code, err = gate(capsys, "nodes", "--kubectl", str(tmp_path / "no-such-kubectl"))
+    assert code == 1 and "kubectl binary not found" in final_line(err)
+
+
+def test_poll_sees_recovery_through_state_file(kube, capsys):
+    """The routes file is the stand-in's state: switched mid-poll, the gate passes on a later look."""
+    kube.set(route("get nodes", "nodes_notready.json"))
+    switched = threading.Timer(0.3, kube.set)
+    switched.start()
+    try:
+        code = cli.main(["nodes", "--timeout", "10", "--interval", "0.1"])
+    finally:
+        switched.cancel()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "waiting: worker ip-10-20-2-22" in err and "gate nodes passed" in err
+
+
+# --- pods ----------------------------------------------------------------------------------
+
+def test_pods_pass_all_namespaces(kube, capsys):
+    code, err = gate(capsys, "pods")
+    assert code == 0, err
+    assert "none failing" in final_line(err)
+    assert kube.calls()[0][-5:] == ["get", "pods", "--all-namespaces", "--output", "json"]
+
+
+def test_pods_crashloop_named(kube, capsys):
+    kube.set(route("get pods", "pods_crashloop.json"))
+    code, err = gate(capsys, "pods")
+    assert code == 1
+    assert f"{CA_POD} CrashLoopBackOff (container aws-cluster-autoscaler, restarts 9)" in final_line(err)
+
+
+def test_pods_image_pull_named(kube, capsys):
+    kube.set(route("get pods", "pods_imagepull.json"))
+    code, err = gate(capsys, "pods")
+    assert code == 1 and "prod/dcluster-api-7f9b8c6d5-w2r6t ImagePullBackOff" in final_line(err)
+
+
+def test_pods_namespace_filter(kube, capsys):
+    kube.set(route("get pods", "pods_crashloop.json"))
+    code, err = gate(capsys, "pods", "--namespaces", "prod,monitoring")
+    assert code == 0, err  # the crash-looping pod is in kube-system
+    namespaces = [c[c.index("--namespace") + 1] for c in kube.calls()]
+    assert namespaces == ["prod", "monitoring"]
+    code, err = gate(capsys, "pods", "--namespaces", "prod", "--namespaces", "kube-system")
+    assert code == 1 and CA_POD in err
+
+
+def test_pods_pending_too_long(kube, capsys):
+    kube.set(route("get pods", "pods_pending.json"))
+    code, err = gate(capsys, "pods", "--pending-grace", "300")
+    assert code == 1
+    line = final_line(err)
+    assert "prod/dcluster-api-6c5f7d8b9-zq7nd Pending" in line and "Unschedulable: 0/6 nodes are available" in line
+    code, err = gate(capsys, "pods", "--max-pending", "1")
+    assert code == 0 and "tolerated Pending: prod/dcluster-api-6c5f7d8b9-zq7nd" in final_line(err)
+
+
+def test_pods_pending_within_grace_passes(kube, capsys):
+    just_now = (datetime.now(timezone.utc) - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def fresh(data):
+        for pod in data["items"]:
+            if pod["status"]["phase"] == "Pending":
+                pod["metadata"]["creationTimestamp"] = just_now
+    kube.set(route("get pods", kube.fixture("pods_pending.json", fresh)))
+    assert gate(capsys, "pods", "--pending-grace", "300")[0] == 0
+    code, err = gate(capsys, "pods", "--pending-grace", "5")
+    assert code == 1 and "zq7nd Pending" in err
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+def test_endpoints_pass(kube, capsys):
+    code, err = gate(capsys, "endpoints", "--service", "prod/mysql", "--service", "prod/dcluster-api-public")
+    assert code == 0, err
+    assert "prod/mysql=2, prod/dcluster-api-public=1" in final_line(err)
+    assert ["get", "endpoints", "mysql", "--namespace", "prod", "--output", "json"] == kube.calls()[0][-7:]
+
+
+def test_endpoints_not_ready_and_missing_named(kube, capsys):
+    kube.set(route("get endpoints mysql", "endpoints_prod_mysql_notready.json"))
+    code, err = gate(capsys, "endpoints", "--service", "prod/mysql", "--service", "prod/dcluster-api-public",
+                     "--service", "prod/no-such-svc")
+    assert code == 1
+    line = final_line(err)
+    assert "prod/mysql: no ready addresses (1 not ready)" in line
+    assert "prod/no-such-svc: kubectl get endpoints/no-such-svc in prod exited 1" in line
+    assert "dcluster-api-public" not in line
+
+
+def test_endpoints_bad_argument_exit_2(kube, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["endpoints", "--service", "mysql"])
+    assert exc.value.code == 2
+
+
+# --- network -------------------------------------------------------------------------------
+
+NETWORK_ARGS = [
+    "network",
+    "--path", f"chi-mysql=from:prod/{CHI},to:prod/dcluster-mysql-0:3306",
+    "--path", f"chi-external=from:prod/{CHI},to:sts.us-west-2.amazonaws.com:443",
+    "--node-path", f"node-chi=from:ip-10-20-2-22.us-west-2.compute.internal,to:prod/{CHI}:9000",
+    "--node-probe-pods", "kube-system/app=netprobe",
+]
+
+
+def test_network_pass_and_probe_argv(kube, capsys):
+    code, err = gate(capsys, *NETWORK_ARGS)
+    assert code == 0, err
+    assert "3 paths ok: chi-mysql, chi-external, node-chi" in final_line(err)
+    execs = [c[c.index("exec"):] for c in kube.calls() if "exec" in c]
+    assert execs == [
+        ["exec", "--namespace", "prod", CHI, "--", "nc", "-z", "-w", "3", "192.168.4.23", "3306"],
+        ["exec", "--namespace", "prod", CHI, "--", "nc", "-z", "-w", "3", "sts.us-west-2.amazonaws.com", "443"],
+        ["exec", "--namespace", "kube-system", "netprobe-m4qd7", "--", "nc", "-z", "-w", "3", "192.168.3.88", "9000"],
+    ]
+    probe_lookup = next(c for c in kube.calls() if "app=netprobe" in c)
+    assert "spec.nodeName=ip-10-20-2-22.us-west-2.compute.internal" in probe_lookup
+
+
+def test_network_failing_probe_named(kube, capsys):
+    kube.set(route("exec 192.168.4.23", exit=1, stderr="nc: 192.168.4.23 (192.168.4.23:3306): Connection timed out\n"))
+    code, err = gate(capsys, *NETWORK_ARGS)
+    assert code == 1
+    line = final_line(err)
+    assert "1/3 paths failing: chi-mysql" in line
+    assert "exited 1: nc: 192.168.4.23 (192.168.4.23:3306): Connection timed out" in line
+
+
+def test_network_ping_without_port_and_custom_command(kube, capsys):
+    code, err = gate(capsys, "network", "--path", f"p=from:prod/{CHI},to:prod/dcluster-mysql-0",
+                     "--ping-cmd", "ping -c 2 -W 1 {ip}")
+    assert code == 0, err
+    assert kube.calls()[-1][-7:] == ["--", "ping", "-c", "2", "-W", "1", "192.168.4.23"]
+
+
+def test_network_node_probe_pod_must_be_host_network(kube, capsys):
+    def pod_network(data):
+        for pod in data["items"]:
+            pod["spec"].pop("hostNetwork", None)
+    kube.set(route("get pods app=netprobe", kube.fixture("pods_netprobe.json", pod_network)))
+    code, err = gate(capsys, *NETWORK_ARGS)
+    assert code == 1 and "node-chi" in final_line(err) and "is not hostNetwork" in final_line(err)
+
+
+def test_network_target_pod_missing_fails_closed(kube, capsys):
+    code, err = gate(capsys, "network", "--path", f"gone=from:prod/{CHI},to:prod/dcluster-mysql-9:3306")
+    assert code == 1 and "gone (prod/chi-clickhouse-prod-0-0-0 -> prod/dcluster-mysql-9:3306)" in final_line(err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["network"],
+    ["network", "--path", "x=from:prod/a"],
+    ["network", "--path", "x=from:prod/a,to:example.com"],
+    ["network", "--node-path", "x=from:node-1,to:prod/a:80"],
+    ["network", "--path", "x=from:prod/a,to:prod/b:80", "--probe-cmd", "nc -z {address} {port}"],
+])
+def test_network_bad_arguments_exit_2(kube, argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+
+
+# --- addon-check: cluster-autoscaler -------------------------------------------------------
+
+CA_ARGS = ["addon-check", "--addon", "cluster-autoscaler", "--namespace", "kube-system",
+           "--workload", f"deployment/{CA_DEPLOY}", "--image-tag", "v1.27"]
+
+
+def test_ca_pass_classic_status(kube, capsys):
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 0, err
+    assert "status Healthy" in final_line(err)
+    selector = next(c for c in kube.calls() if "pods" in c)
+    assert selector[selector.index("--selector") + 1] == (
+        "app.kubernetes.io/instance=cluster-autoscaler,app.kubernetes.io/name=aws-cluster-autoscaler")
+
+
+def test_ca_pass_yaml_status(kube, capsys):
+    kube.set(route("get configmaps", "configmap_cluster-autoscaler-status_yaml.json"))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 0, err
+
+
+def test_ca_unhealthy_named(kube, capsys):
+    kube.set(route("get configmaps", "configmap_cluster-autoscaler-status_unhealthy.json"))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1
+    line = final_line(err)
+    assert "cluster-autoscaler reports cluster-wide health Unhealthy" in line
+    assert "node group aws-uswest2-prod-b-workers: Unhealthy" in line
+
+
+def test_ca_yaml_unhealthy(kube, capsys):
+    def unhealthy(data):
+        data["data"]["status"] = data["data"]["status"].replace("status: Healthy", "status: Unhealthy", 1)
+    kube.set(route("get configmaps", kube.fixture("configmap_cluster-autoscaler-status_yaml.json", unhealthy)))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1 and "cluster-wide health Unhealthy" in err
+
+
+def test_ca_crashloop_named(kube, capsys):
+    kube.set(route("get pods", "pods_crashloop.json"),
+             route(f"get deployments {CA_DEPLOY}", "deployment_cluster-autoscaler_unavailable.json"))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1
+    line = final_line(err)
+    assert f"deployment/{CA_DEPLOY} in kube-system: ready 0/1, available 0/1" in line
+    assert f"pod {CA_POD}: CrashLoopBackOff" in line
+
+
+def test_ca_rollout_not_observed(kube, capsys):
+    kube.set(route(f"get deployments {CA_DEPLOY}", "deployment_cluster-autoscaler_rolling.json"))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1 and "controller has not seen generation 5 (observed 4)" in err
+
+
+def test_ca_wrong_image_tag(kube, capsys):
+    code, err = gate(capsys, *CA_ARGS[:-1], "v1.28", "--status-max-age", "0")
+    assert code == 1
+    assert ("container aws-cluster-autoscaler: image registry.k8s.io/autoscaling/cluster-autoscaler:v1.27.8 "
+            "is not tag v1.28") in final_line(err)
+
+
+def test_ca_status_from_before_pod_start(kube, capsys):
+    kube.set(route("get configmaps", "configmap_cluster-autoscaler-status_stale.json"))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1 and "before the running autoscaler started" in final_line(err)
+
+
+def test_ca_status_max_age(kube, capsys):
+    def written(seconds_ago):
+        stamp = (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%d %H:%M:%S.%f000 +0000 UTC")
+
+        def edit(data):
+            old = data["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/last-updated"]
+            data["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/last-updated"] = stamp
+            data["data"]["status"] = data["data"]["status"].replace(old, stamp)
+        return edit
+    kube.set(route("get configmaps", kube.fixture("configmap_cluster-autoscaler-status.json", written(20))))
+    assert gate(capsys, *CA_ARGS)[0] == 0
+    kube.set(route("get configmaps", kube.fixture("configmap_cluster-autoscaler-status.json", written(3600))))
+    code, err = gate(capsys, *CA_ARGS)
+    assert code == 1 and "limit 600s" in final_line(err)
+
+
+def test_ca_missing_status_configmap_fails_closed(kube, capsys):
+    kube.set(route("get configmaps", exit=1,
+                   stderr='Error from server (NotFound): configmaps "cluster-autoscaler-status" not found\n'))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1 and 'configmaps "cluster-autoscaler-status" not found' in final_line(err)
+
+
+# --- addon-check: aws-cloud-controller-manager ---------------------------------------------
+
+CCM_ARGS = ["addon-check", "--addon", "aws-cloud-controller-manager", "--namespace", "kube-system",
+            "--workload", "daemonset/aws-cloud-controller-manager", "--image-tag", "v1.27"]
+
+
+def test_ccm_pass(kube, capsys):
+    code, err = gate(capsys, *CCM_ARGS)
+    assert code == 0, err
+    assert "nodes initialised, LoadBalancers have addresses" in final_line(err)
+    assert any(c[-5:] == ["get", "services", "--all-namespaces", "--output", "json"] for c in kube.calls())
+
+
+def test_ccm_lb_without_address_named(kube, capsys):
+    kube.set(route("get services", "services_lb_pending.json"))
+    code, err = gate(capsys, *CCM_ARGS)
+    assert code == 1
+    line = final_line(err)
+    assert "service prod/dcluster-api-public: LoadBalancer has no status.loadBalancer.ingress address" in line
+    assert "ingress-nginx-controller" not in line
+
+
+def test_ccm_uninitialized_node_named(kube, capsys):
+    kube.set(route("get nodes", "nodes_uninitialized.json"))
+    code, err = gate(capsys, *CCM_ARGS)
+    assert code == 1
+    line = final_line(err)
+    assert ("node ip-10-20-3-23.us-west-2.compute.internal: still has taint "
+            "node.cloudprovider.kubernetes.io/uninitialized") in line
+    assert "node ip-10-20-3-23.us-west-2.compute.internal: no spec.providerID" in line
+
+
+# --- addon-check: kube-state-metrics -------------------------------------------------------
+
+class Metrics:
+    body = b""
+    status = 200
+
+
+@pytest.fixture
+def metrics_server():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(Metrics.status)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(Metrics.body)))
+            self.end_headers()
+            self.wfile.write(Metrics.body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Metrics.status = 200
+    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+KSM_BODY = b"""# HELP kube_node_info [STABLE] Information about a cluster node.
+# TYPE kube_node_info gauge
+kube_node_info{node="ip-10-20-1-10.us-west-2.compute.internal",kernel_version="6.5.0-1020-aws",os_image="Ubuntu 22.04.4 LTS",container_runtime_version="containerd://1.7.13",kubelet_version="v1.27.16",kubeproxy_version="v1.27.16",provider_id="aws:///us-west-2a/i-0c4f2a9e81d3b7001",pod_cidr="192.168.0.0/24",system_uuid="ec2a",internal_ip="10.20.1.10"} 1
+# HELP kube_pod_status_phase [STABLE] The pods current phase.
+# TYPE kube_pod_status_phase gauge
+kube_pod_status_phase{namespace="prod",pod="dcluster-mysql-0",uid="0b1c",phase="Pending"} 0
+kube_pod_status_phase{namespace="prod",pod="dcluster-mysql-0",uid="0b1c",phase="Running"} 1
+"""
+
+KSM_ARGS = ["addon-check", "--addon", "kube-state-metrics", "--namespace", "monitoring",
+            "--workload", "deployment/kube-state-metrics", "--image-tag", "v2.10"]
+
+
+def test_ksm_pass(kube, capsys, metrics_server):
+    Metrics.body = KSM_BODY
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
+    assert code == 0, err
+    assert "metrics served" in final_line(err)
+
+
+def test_ksm_series_missing(kube, capsys, metrics_server):
+    Metrics.body = b"\n".join(line for line in KSM_BODY.splitlines() if not line.startswith(b"kube_pod_status_phase{"))
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
+    assert code == 1 and f"{metrics_server}: no kube_pod_status_phase samples" in final_line(err)
+
+
+def test_ksm_http_error_and_unreachable(kube, capsys, metrics_server):
+    Metrics.body, Metrics.status = b"upstream connect error", 503
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
+    assert code == 1 and "HTTP 503" in final_line(err)
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", "http://127.0.0.1:9/metrics", "--http-timeout", "2")
+    assert code == 1 and "http://127.0.0.1:9/metrics" in final_line(err)
+
+
+def test_ksm_needs_metrics_url(kube):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(KSM_ARGS)
+    assert exc.value.code == 2
+
+
+# --- addon-check: ingress-nginx ------------------------------------------------------------
+
+NGINX_ARGS = ["addon-check", "--addon", "ingress-nginx", "--namespace", "ingress-nginx",
+              "--workload", "deployment/ingress-nginx-controller", "--image-tag", "v1.11.8"]
+
+
+def test_ingress_nginx_pass(kube, capsys):
+    code, err = gate(capsys, *NGINX_ARGS)
+    assert code == 0, err  # the image is pinned by digest too: the tag is still read
+
+
+def test_ingress_nginx_lb_pending(kube, capsys):
+    kube.set(route("get services ingress-nginx-controller", "service_ingress-nginx-controller_pending.json"))
+    code, err = gate(capsys, *NGINX_ARGS)
+    assert code == 1
+    assert "service ingress-nginx/ingress-nginx-controller: LoadBalancer has no" in final_line(err)
+
+
+# --- addon-check: calico -------------------------------------------------------------------
+
+CALICO_ARGS = ["addon-check", "--addon", "calico", "--namespace", "calico-system",
+               "--workload", "daemonset/calico-node", "--image-tag", "v3.27",
+               "--probe-from", f"prod/{CHI}", "--probe-to", "prod/dcluster-mysql-0:3306"]
+
+
+def test_calico_pass(kube, capsys):
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 0, err
+    (probe,) = [c for c in kube.calls() if "exec" in c]
+    assert probe[probe.index("exec"):] == [
+        "exec", "--namespace", "prod", CHI, "--", "nc", "-z", "-w", "3", "192.168.4.23", "3306"]
+
+
+def test_calico_probe_failing(kube, capsys):
+    kube.set(route("exec", exit=1, stderr="command terminated with exit code 1\n"))
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 1
+    line = final_line(err)
+    assert f"pod-to-pod prod/{CHI} -> prod/dcluster-mysql-0:3306 (192.168.4.23)" in line
+    assert "exited 1: command terminated with exit code 1" in line
+
+
+def test_calico_daemonset_rolling(kube, capsys):
+    kube.set(route("get daemonsets calico-node", "daemonset_calico-node_rolling.json"))
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 1 and "daemonset/calico-node in calico-system: updated 4/6, ready 5/6, available 5/6" in err
+
+
+def test_calico_target_not_running(kube, capsys):
+    def pending(data):
+        data["status"]["phase"] = "Pending"
+    kube.set(route("get pods dcluster-mysql-0", kube.fixture("pod_prod_dcluster-mysql-0.json", pending)))
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 1 and "pod prod/dcluster-mysql-0 is Pending, not Running" in final_line(err)
+    assert not [c for c in kube.calls() if "exec" in c]
+
+
+@pytest.mark.parametrize("argv", [
+    CALICO_ARGS[:-4],                                       # no probe
+    CALICO_ARGS + ["--metrics-url", "http://127.0.0.1:1"],  # flag of another addon
+    [a if a != "daemonset/calico-node" else "pod/calico-node" for a in CALICO_ARGS],
+])
+def test_calico_bad_arguments_exit_2(kube, argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+
+
+# --- addon-check: generic ------------------------------------------------------------------
+
+def test_generic_missing_workload_named(kube, capsys):
+    code, err = gate(capsys, "addon-check", "--addon", "generic", "--namespace", "kube-system",
+                     "--workload", "deployment/metrics-server")
+    assert code == 1 and "deployment/metrics-server: kubectl get deployments/metrics-server in kube-system exited 1" in err
+
+
+def test_fixtures_are_kubectl_shaped():
+    """Every list fixture is what `kubectl get -o json` prints; every item has apiVersion and kind."""
+    for path in FIXTURES.glob("*.json"):
+        data = json.loads(path.read_text())
+        if data["kind"] == "List":
+            assert data["apiVersion"] == "v1" and data["metadata"] == {"resourceVersion": ""}, path
+            assert all(item.get("apiVersion") and item.get("kind") for item in data["items"]), path
+        else:
+            assert data.get("apiVersion") and data["metadata"]["name"], path
+        assert path.read_text() == json.dumps(data, indent=4, sort_keys=True) + "\n", path
+
