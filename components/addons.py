@@ -77,6 +77,8 @@ def check_args(name: str, namespace: str, release: str, addon: AddonConfig, imag
         args += ["--metrics-url", addon.metrics_url]
     for url in addon.check_urls:
         args += ["--url", url]
+    if name == "calico":
+        args += ["--probe-from", addon.probe_from, "--probe-to", addon.probe_to]
     return args
 
 

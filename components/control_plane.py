@@ -34,14 +34,14 @@ class ControlPlane(pulumi.ComponentResource):
         cfg, hop = args.config, args.hop
         version = str(hop.control_plane)
         release = catalog.release(hop.control_plane.minor_str)
-        triggers = [version]
+        triggers = [version]  # only the target: a re-run after a finished hop changes nothing
         common = {"KUBEHOP_VERSION": version, "KUBEHOP_MINOR": release.minor}
         first = cfg.nodes[0]
 
         snapshot = remote_step(
             f"{first.name}-etcd-snapshot", target=args.targets[first.name],
             script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self,
-            env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": hop.name,
+            env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": f"before-{version}",
                  "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
                  "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,
                  **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {})})

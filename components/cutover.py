@@ -54,11 +54,16 @@ class Cutover(pulumi.ComponentResource):
         return step
 
     def _traffic(self, name: str, state: str, share: int):
+        argv = ["--cluster", self.cfg.cluster.name, "--state", state, "--share", str(share), *self._control_args()]
+        return self._step(name, "traffic-set", argv, secret_env=self._token_env())
+
+    def _control_args(self) -> list[str]:
         control = self.cfg.traffic.control
-        argv = ["--cluster", self.cfg.cluster.name, "--state", state, "--share", str(share), "--kind", control.kind]
-        argv += ["--url", control.url] if control.kind == "http" else ["--command", control.command]
-        env = {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
-        return self._step(name, "traffic-set", argv, secret_env=env)
+        argv = ["--traffic-kind", control.kind]
+        return argv + (["--traffic-url", control.url] if control.kind == "http" else ["--traffic-command", control.command])
+
+    def _token_env(self):
+        return {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
 
     def _mirrormaker(self, action: str):
         kafka, cluster = self.cfg.kafka, self.cfg.cluster.name
@@ -106,13 +111,9 @@ class Cutover(pulumi.ComponentResource):
             self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query)
         self._traffic(f"{cluster}-traffic-serve", "available", 0)
         canary = cfg.traffic.canary
-        control = cfg.traffic.control
-        argv = ["--cluster", cluster, "--kind", control.kind, "--share", str(canary.share),
-                "--final-share", str(canary.final_share), "--window", str(canary.window_seconds)]
-        argv += ["--url", control.url] if control.kind == "http" else ["--command", control.command]
-        if cfg.kafka:
-            argv += ["--prometheus-url", cfg.kafka.prometheus_url]
+        argv = ["--cluster", cluster, "--canary-share", str(canary.share), "--final-share", str(canary.final_share),
+                "--window", str(canary.window_seconds), *self._control_args(),
+                "--prometheus-url", canary.prometheus_url or cfg.kafka.prometheus_url]
         for slo in cfg.verify.slo:
             argv += ["--query", f"{slo.name}={slo.query}<={slo.max:g}"]
-        env = {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
-        self._step(f"{cluster}-canary", "canary", argv, secret_env=env)
+        self._step(f"{cluster}-canary", "canary", argv, secret_env=self._token_env())

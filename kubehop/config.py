@@ -130,6 +130,13 @@ class Etcd(Model):
             raise ValueError("is not an S3 URI|use s3://bucket/prefix or remove the key")
         return v
 
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if "," in v or not re.match(r"^https?://[^/\s]+$", v):
+            raise ValueError("must be one etcd client URL|use the first master's local endpoint, e.g. https://127.0.0.1:2379")
+        return v
+
     @field_validator("snapshot_dir")
     @classmethod
     def _dir(cls, v: str) -> str:
@@ -184,6 +191,8 @@ class AddonConfig(Model):
     values: dict[str, Any] = Field(default_factory=dict)
     check_urls: list[str] = Field(default_factory=list, alias="checkUrls")
     metrics_url: str | None = Field(None, alias="metricsUrl")
+    probe_from: str | None = Field(None, alias="probeFrom")
+    probe_to: str | None = Field(None, alias="probeTo")
 
 
 class Addons(Model):
@@ -277,6 +286,7 @@ class TrafficControl(Model):
 
 
 class Canary(Model):
+    prometheus_url: str | None = Field(None, alias="prometheusUrl")
     share: int = Field(10, ge=1, le=100)
     window_seconds: int = Field(600, ge=60, le=3600, alias="windowSeconds")
     final_share: int = Field(50, ge=0, le=100, alias="finalShare")
@@ -330,7 +340,7 @@ class Workload(Model):
 class Kafka(Model):
     prometheus_url: str = Field(alias="prometheusUrl")
     consumer_lag_query: str = Field("sum by (consumergroup) (kafka_consumergroup_lag)", alias="consumerLagQuery")
-    mirror_lag_query: str = Field("sum by (topic) (kafka_mirrormaker_lag)", alias="mirrorLagQuery")
+    mirror_lag_query: str = Field('sum by (topic) (kafka_consumergroup_lag{consumergroup=~".*mirror.*"})', alias="mirrorLagQuery")
     threshold: int = Field(1000, ge=1)
     key_groups: list[str] = Field(default_factory=list, alias="keyGroups")
     lag_timeout_seconds: int = Field(3600, ge=60, alias="lagTimeoutSeconds")
@@ -358,6 +368,8 @@ class UrlCheck(Model):
 
 class Verify(Model):
     network_paths: list[NetworkPath] = Field(default_factory=list, alias="networkPaths")
+    node_paths: list[NetworkPath] = Field(default_factory=list, alias="nodePaths")
+    node_probe_pods: str | None = Field(None, alias="nodeProbePods")
     urls: list[UrlCheck] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     pending_grace_seconds: int = Field(300, ge=0, alias="pendingGraceSeconds")
@@ -509,6 +521,19 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
                     key=f"{NS}:addons.{name}.imageTag", value=addon.image_tag,
                     message=f"must have the same minor as Kubernetes ({minor})",
                     fix=f"remove the pin to use the catalog's {pin.image_tag}"))
+    ksm, calico = cfg.addons.get("kube-state-metrics"), cfg.addons.get("calico")
+    if ksm.enabled and not ksm.metrics_url:
+        problems.append(ConfigProblem(key=f"{NS}:addons.kube-state-metrics.metricsUrl", message="is required to check the addon after its upgrade",
+                                      fix="set the URL its /metrics answers on from where `pulumi up` runs, or set enabled: false"))
+    if calico.enabled and not (calico.probe_from and calico.probe_to):
+        problems.append(ConfigProblem(key=f"{NS}:addons.calico.probeFrom", message="probeFrom and probeTo are required to check pod-to-pod traffic after the upgrade",
+                                      fix="set probeFrom: ns/pod and probeTo: ns/pod:port (e.g. prod/chi-dcluster-0-0-0 and prod/dcluster-mysql-0:3306)"))
+    if cfg.verify.node_paths and not cfg.verify.node_probe_pods:
+        problems.append(ConfigProblem(key=f"{NS}:verify.nodeProbePods", message="is required for nodePaths",
+                                      fix="set it to ns/selector of a hostNetwork DaemonSet, e.g. kube-system/app=kubehop-netcheck"))
+    if cfg.traffic and not (cfg.traffic.canary.prometheus_url or cfg.kafka):
+        problems.append(ConfigProblem(key=f"{NS}:traffic.canary.prometheusUrl", message="is required to watch the SLO queries during the canary",
+                                      fix="set the Prometheus URL the SLO queries run against"))
     roles = {p.role for p in cfg.node_pools}
     if roles and cfg.node_images is None:
         problems.append(ConfigProblem(key=f"{NS}:nodeImages", message="is required when nodePools are set",

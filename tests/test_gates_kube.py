@@ -554,6 +554,26 @@ def test_ingress_nginx_lb_pending(kube, capsys):
     assert "service ingress-nginx/ingress-nginx-controller: LoadBalancer has no" in final_line(err)
 
 
+def test_ingress_nginx_urls_answer(kube, capsys, metrics_server):
+    Metrics.body, Metrics.status = b"ok", 200
+    code, err = gate(capsys, *NGINX_ARGS, "--url", f"grafana={metrics_server}=200")
+    assert code == 0, err
+
+
+def test_ingress_nginx_url_wrong_status_or_down_fails(kube, capsys, metrics_server):
+    Metrics.body, Metrics.status = b"bad gateway", 502
+    code, err = gate(capsys, *NGINX_ARGS, "--url", f"grafana={metrics_server}=200")
+    assert code == 1 and "grafana" in final_line(err) and "502" in final_line(err)
+    code, err = gate(capsys, *NGINX_ARGS, "--url", "loki=http://127.0.0.1:9/ready=200")
+    assert code == 1 and "loki" in final_line(err) and "unreachable" in final_line(err)
+
+
+def test_url_is_only_for_ingress(kube):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*KSM_ARGS, "--metrics-url", "http://127.0.0.1:9/m", "--url", "g=http://127.0.0.1:9/=200"])
+    assert exc.value.code == 2
+
+
 # --- addon-check: calico -------------------------------------------------------------------
 
 CALICO_ARGS = ["addon-check", "--addon", "calico", "--namespace", "calico-system",

@@ -182,8 +182,8 @@ def test_secrets_never_appear_in_the_plan(efficient):
     text = json.dumps(efficient)
     assert engine.OFFLINE_SECRET not in text
     s = stage(efficient, "1.27.16")
-    conn = step(s, "kubeadm-apply", "master0")["inputs"]["connection"]
-    assert conn["privateKey"] == "[secret]"
+    # the connection holds the SSH key, so Pulumi keeps the whole object secret
+    assert step(s, "kubeadm-apply", "master0")["inputs"]["connection"] == "[secret]"
     maintaining = stage(efficient, "maintaining")
     env = step(maintaining, "traffic-maintain", "aws-uswest2-prod-b")["inputs"]["environment"]
     assert env["KUBEHOP_TRAFFIC_TOKEN"] == "[secret]"
@@ -192,7 +192,7 @@ def test_secrets_never_appear_in_the_plan(efficient):
 def test_human_output_is_a_table_per_stage():
     result = plan_cli("--stack", "prod-b", "--to", "1.28")
     assert result.returncode == 0, result.stderr
-    assert "Stage 3/4: 1.28.15" in result.stdout and "kubeadm-apply" in result.stdout
+    assert "Stage 4/5: 1.28.15" in result.stdout and "kubeadm-apply" in result.stdout
     assert engine.OFFLINE_SECRET not in result.stdout
 
 
@@ -268,3 +268,33 @@ def test_bad_cli_arguments_exit_2():
     missing = plan_cli("--stack", "nope")
     assert missing.returncode == 2 and "Pulumi.nope.yaml" in missing.stderr
     assert plan_cli().returncode == 2
+
+
+def _gate_argvs(plan: dict):
+    import shlex
+
+    for s in plan["stages"]:
+        for x in s["steps"]:
+            create = x["inputs"].get("create", "") if isinstance(x["inputs"], dict) else ""
+            if isinstance(create, str) and create.startswith("bash components/scripts/run_gate.sh "):
+                yield s["name"], x["id"], shlex.split(create)[2:]
+
+
+def test_every_gate_step_parses_with_the_gate_cli(efficient, each_hop):
+    """Contract between the components and the gates: every gate step's
+    command line is accepted by `python -m kubehop gate` as it is."""
+    from kubehop.gates.addons import _settle_arguments
+    from kubehop.gates.cli import build_parser
+
+    seen = set()
+    for plan in (efficient, each_hop):
+        for stage_name, step_id, argv in _gate_argvs(plan):
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{stage_name}/{step_id}: the gate CLI rejects {argv}")
+            if args.gate == "addon-check":
+                _settle_arguments(args)  # the addon-specific rules (required probes, URLs)
+            seen.add(args.gate)
+    assert {"addon-check", "rollout", "nodes", "pods", "network", "http-check", "endpoints", "traffic-set",
+            "mysql-replication", "serviceswitch", "mirrormaker", "kafka-lag", "mirror-lag", "canary"} <= seen

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 import yaml
 
 from kubehop.gates.common import Verdict, add_poll_arguments, poll
+from kubehop.gates.http_check import look, parse_url_check
 from kubehop.gates.kube import (
     Kubectl,
     KubectlError,
@@ -82,6 +83,7 @@ EXTRAS = {
     "metrics_url": (("kube-state-metrics",), None),
     "http_timeout": (("kube-state-metrics",), 10.0),
     "service": (("ingress-nginx",), "ingress-nginx-controller"),
+    "url": (("ingress-nginx",), []),
     "probe_from": (("calico",), None),
     "probe_to": (("calico",), None),
     "probe_cmd": (("calico",), DEFAULT_PROBE_CMD),
@@ -116,6 +118,8 @@ def register(subparsers) -> None:
     ksm.add_argument("--http-timeout", type=float, help="seconds per HTTP request (default 10)")
     ing = p.add_argument_group("ingress-nginx")
     ing.add_argument("--service", help="controller Service name (default ingress-nginx-controller)")
+    ing.add_argument("--url", action="append", type=parse_url_check, metavar="NAME=URL=STATUS[,STATUS]",
+                     help="a URL served through the ingress (Grafana, Loki, Jumpserver) and the status it must answer; repeatable")
     cal = p.add_argument_group("calico")
     cal.add_argument("--probe-from", metavar="NS/POD", help="pod to run the probe in (required for calico)")
     cal.add_argument("--probe-to", metavar="NS/POD[:PORT]", help="pod whose IP must be reachable (required for calico)")
@@ -386,6 +390,10 @@ def check_ingress_nginx(k: Kubectl, args, pods: list[dict]) -> list[str]:
         return [f"{label}: type {kind}, not LoadBalancer"]
     if not lb_address(svc):
         return [f"{label}: LoadBalancer has no status.loadBalancer.ingress address"]
+    if args.url:
+        verdict = look(args.url, timeout=10, verify=True, follow_redirects=False)
+        if not verdict.ok:
+            return [f"ingress URLs: {verdict.detail}"]
     return []
 
 

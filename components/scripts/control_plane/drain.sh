@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# kubehop step "drain": cordon and drain a control-plane node before its
+# kubelet is upgraded (runbook 1.6). Evicts through the eviction API, so
+# PodDisruptionBudgets are honoured: never --force, never --disable-eviction.
+#
+# Run as root with this text on stdin: `sudo env K=V ... bash -s`.
+# Every input is an environment variable:
+#   KUBEHOP_NODE           required  node name as the API server knows it, e.g. master0
+#   KUBEHOP_VERSION        required  exact target version without "v", e.g. 1.27.16
+#   KUBEHOP_MINOR          optional  e.g. 1.27; must agree with KUBEHOP_VERSION
+#   KUBEHOP_DRAIN_TIMEOUT  optional  seconds kubectl drain may take; default 900
+#   KUBEHOP_KUBECONFIG     optional  default /etc/kubernetes/admin.conf
+# Already done when the node's kubelet reports v<version> (it was drained,
+# upgraded and the later steps take it from there).
+# Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
+set -euo pipefail
+
+STEP=drain
+
+say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
+fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
+bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
+
+validate_common() {
+  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
+  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
+  [[ -n ${KUBEHOP_VERSION:-} ]] || bad "KUBEHOP_VERSION is required (e.g. 1.27.16)"
+  [[ $KUBEHOP_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || bad "KUBEHOP_VERSION must be an exact version without 'v', e.g. 1.27.16 (got '$KUBEHOP_VERSION')"
+  if [[ -n ${KUBEHOP_MINOR:-} && $KUBEHOP_MINOR != "${KUBEHOP_VERSION%.*}" ]]; then
+    bad "KUBEHOP_MINOR=$KUBEHOP_MINOR does not match KUBEHOP_VERSION=$KUBEHOP_VERSION"
+  fi
+  KCFG=${KUBEHOP_KUBECONFIG:-/etc/kubernetes/admin.conf}
+}
+
+seconds() { # NAME VALUE
+  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
+}
+
+main() {
+  validate_common
+  local limit=${KUBEHOP_DRAIN_TIMEOUT:-900} running rc=0 blocked
+  seconds KUBEHOP_DRAIN_TIMEOUT "$limit"
+  local node=$KUBEHOP_NODE
+
+  running=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s get node "$node" \
+    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>&1) \
+    || fail "cannot read node $node from the API server: $running; check the node name and $KCFG; nothing was changed"
+  if [[ $running == "v$KUBEHOP_VERSION" ]]; then
+    say "already done (kubelet on $node reports $running), skipping"
+    return 0
+  fi
+
+  OUT=$(mktemp)
+  trap 'rm -f "$OUT"' EXIT
+  say "kubelet reports $running; draining $node (timeout ${limit}s; PodDisruptionBudgets are honoured)"
+  timeout --kill-after=30 $((limit + 60)) kubectl --kubeconfig "$KCFG" drain "$node" \
+    --ignore-daemonsets --delete-emptydir-data --timeout="${limit}s" 2>&1 | tee "$OUT" || rc=$?
+  ((rc == 0)) && { say "done: $node drained"; return 0; }
+
+  if ((rc == 124 || rc == 137)) || grep -qiE "disruption budget|global timeout" "$OUT"; then
+    blocked=$(sed -n 's/.*evicting pods\/"\([^"]*\)" -n "\([^"]*\)".*/\2\/\1/p' "$OUT" | sort -u | paste -sd, - || true)
+    fail "drain did not finish within ${limit}s; the likely cause is a PodDisruptionBudget that allows no disruption${blocked:+ (pods that could not be evicted: $blocked)}; see 'kubectl get pdb -A'. $node is left cordoned. To finish by hand: scale up or relax the blocking PodDisruptionBudget (or move that workload), then run 'kubectl drain $node --ignore-daemonsets --delete-emptydir-data' and re-run pulumi up; to back out instead run 'kubectl uncordon $node'"
+  elif grep -q "declare no controller" "$OUT"; then
+    fail "drain refused to evict pods that no controller manages (named above); kubehop never uses --force: delete or move those pods yourself, then re-run pulumi up. $node is left cordoned ('kubectl uncordon $node' to back out)"
+  fi
+  fail "kubectl drain $node exited $rc (see its output above); $node may be left cordoned; fix the cause and re-run pulumi up, or run 'kubectl uncordon $node' to back out"
+}
+
+# Everything runs from main with stdin closed: this text arrives on stdin
+# (`bash -s`), so no command may read the rest of it, and a truncated
+# transfer never reaches this line.
+main "$@" </dev/null

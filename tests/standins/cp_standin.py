@@ -1,0 +1,420 @@
+"""Recording stand-ins for the tools the control-plane step scripts run.
+
+One program plays kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl,
+curl, gpg and aws (and wraps the real etcdctl). The test generates one tiny
+wrapper per tool name into a bin dir put first on PATH:
+
+    exec python -S standin.py RIG_DIR TOOL "$@"
+
+RIG_DIR holds `state.json` (the fake machine: installed package versions,
+holds, the node as the API server sees it, S3 objects, injected failures)
+and `calls.jsonl`, one line per call: {"cmd", "argv", "stdin_bytes"}.
+
+Behaviour is coupled the way the real tools are: `apt-get update` indexes
+only the minor named in kubernetes.list, `apt-get install` changes what
+`kubeadm version` / `kubelet --version` / `kubectl version` report,
+`kubeadm upgrade apply vX` refuses a version other than its own and rewrites
+the kube-apiserver manifest, `systemctl restart kubelet` makes the node
+report the installed kubelet version (NotReady for a few looks).
+
+Injected failures: state["fail"] is a list of {"cmd", "match", "rc",
+"stderr"}; the first whose cmd equals the tool and whose regex `match` is
+found in the space-joined argv makes the call print stderr and exit rc.
+"""
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import json
+import os
+import re
+import shutil
+import sys
+import time
+
+RIG = sys.argv[1]
+TOOL = sys.argv[2]
+ARGV = sys.argv[3:]
+STATE_PATH = os.path.join(RIG, "state.json")
+LOG_PATH = os.path.join(RIG, "calls.jsonl")
+
+# Tools that legitimately read stdin (gpg reads the key from curl); the
+# real etcdctl is exec'd untouched. Every other stand-in reads whatever
+# stdin holds and records how much: a script sent with `bash -s` must never
+# let a command eat the rest of its own text.
+READS_STDIN = {"gpg", "etcdctl"}
+
+
+def load() -> dict:
+    with open(STATE_PATH) as fh:
+        return json.load(fh)
+
+
+def save(state: dict) -> None:
+    tmp = STATE_PATH + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(state, fh, indent=1, sort_keys=True)
+    os.replace(tmp, STATE_PATH)
+
+
+def record(stdin_bytes: int) -> None:
+    with open(LOG_PATH, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(json.dumps({"cmd": TOOL, "argv": ARGV, "stdin_bytes": stdin_bytes}) + "\n")
+
+
+def die(rc: int, msg: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    sys.exit(rc)
+
+
+def plain(version: str) -> str:
+    """'1.27.16-1.1' -> '1.27.16'."""
+    return version.split("-", 1)[0]
+
+
+def vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", plain(version).lstrip("v")))
+
+
+# ---------------------------------------------------------------- apt
+def apt_get(state: dict) -> None:
+    args, i, opts = [], 0, []
+    while i < len(ARGV):
+        a = ARGV[i]
+        if a == "-o":
+            opts.append(ARGV[i + 1])
+            i += 2
+            continue
+        args.append(a)
+        i += 1
+    flags = {a for a in args if a.startswith("-")}
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        die(100, "E: Invalid operation")
+    op, rest = words[0], words[1:]
+    if op == "update":
+        lst = os.path.join(state["root"], "etc/apt/sources.list.d/kubernetes.list")
+        line = open(lst).read().strip() if os.path.exists(lst) else ""
+        m = re.search(r"/v(\d+\.\d+)/", line)
+        state["apt_index_minor"] = m.group(1) if m else None
+        url = line.split("] ", 1)[1].rsplit(" ", 1)[0].rstrip("/") if "] " in line else "?"
+        print(f"Hit:1 http://deb.debian.org/debian bookworm InRelease\nGet:2 {url}  InRelease [1189 B]")
+        print("Reading package lists...")
+        save(state)
+        return
+    if op == "install":
+        if "-y" not in flags:
+            die(1, "Do you want to continue? [Y/n] Abort.")
+        chosen = {}
+        for spec in rest:
+            pkg, _, pattern = spec.partition("=")
+            minor = state.get("apt_index_minor")
+            candidates = list(state["repo_versions"].get(minor or "", {}).get(pkg, []))
+            candidates.append(state["packages"].get(pkg, ""))
+            hits = sorted((v for v in candidates if v and fnmatch.fnmatchcase(v, pattern or "*")), key=vkey)
+            if not hits:
+                die(100, f"Reading package lists...\nE: Version '{pattern}' for '{pkg}' was not found")
+            chosen[pkg] = hits[-1]
+        held = [p for p in chosen if p in state["holds"] and chosen[p] != state["packages"].get(p)]
+        if held and "--allow-change-held-packages" not in flags:
+            die(100, "E: Held packages were changed and -y was used without --allow-change-held-packages.")
+        down = [p for p in chosen if state["packages"].get(p) and vkey(chosen[p]) < vkey(state["packages"][p])]
+        if down and "--allow-downgrades" not in flags:
+            die(100, "E: Packages were downgraded and -y was used without --allow-downgrades.")
+        for pkg, ver in chosen.items():
+            print(f"Setting up {pkg} ({ver}) ...")
+            state["packages"][pkg] = ver
+        save(state)
+        return
+    die(100, f"E: stand-in apt-get does not know '{op}'")
+
+
+def apt_mark(state: dict) -> None:
+    op, pkgs = ARGV[0], ARGV[1:]
+    if op == "hold":
+        for p in pkgs:
+            if p not in state["holds"]:
+                state["holds"].append(p)
+            print(f"{p} set on hold.")
+    elif op == "unhold":
+        for p in pkgs:
+            if p in state["holds"]:
+                state["holds"].remove(p)
+                print(f"Canceled hold on {p}.")
+            else:
+                print(f"{p} was already not on hold.")
+    elif op == "showhold":
+        for p in sorted(state["holds"]):
+            print(p)
+        return
+    else:
+        die(1, f"stand-in apt-mark does not know '{op}'")
+    save(state)
+
+
+# ---------------------------------------------------------------- kubeadm
+def manifest_path(state: dict) -> str:
+    return os.path.join(state["root"], "etc/kubernetes/manifests/kube-apiserver.yaml")
+
+
+def write_manifest(state: dict, version: str) -> None:
+    path = manifest_path(state)
+    text = open(path).read()
+    text = re.sub(r"(kube-apiserver:)v[0-9][^\s\"']*", r"\g<1>" + version, text)
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def kubeadm(state: dict) -> None:
+    own = "v" + plain(state["packages"]["kubeadm"])
+    if ARGV[:1] == ["version"]:
+        print(own if "short" in ARGV else f'kubeadm version: &version.Info{{GitVersion:"{own}"}}')
+        return
+    if ARGV[:2] == ["upgrade", "plan"]:
+        target = next((a for a in ARGV[2:] if a.startswith("v")), own)
+        if vkey(target) > vkey(own):
+            die(1, f'[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n'
+                   f'\t- Specified version to upgrade to "{target}" is higher than the kubeadm version "{own}". '
+                   f'Upgrade kubeadm first using the tool you used to install kubeadm')
+        print(f"[upgrade/versions] Cluster version: {state['cluster_version']}\n"
+              f"[upgrade/versions] kubeadm version: {own}\n"
+              f"[upgrade/versions] Target version: {target}\n"
+              f"You can now apply the upgrade by executing the following command:\n\n"
+              f"\tkubeadm upgrade apply {target}")
+        return
+    if ARGV[:2] == ["upgrade", "apply"]:
+        target = next((a for a in ARGV[2:] if a.startswith("v")), None)
+        if "--yes" not in ARGV and "-y" not in ARGV:
+            die(1, "[upgrade/confirm] Are you sure you want to proceed? [y/N]: won't proceed; the user didn't answer (Y|n) in order to continue")
+        if target != own:
+            die(1, f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is higher than the kubeadm version "{own}"')
+        write_manifest(state, target)
+        state["cluster_version"] = target
+        save(state)
+        print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{target}". Enjoy!')
+        return
+    if ARGV[:2] == ["upgrade", "node"]:
+        target = state["cluster_version"]
+        if vkey(target) > vkey(own):
+            die(1, f"[upgrade/version] FATAL: cluster is {target} but kubeadm is {own}")
+        write_manifest(state, target)
+        save(state)
+        print("[upgrade] The control plane instance for this node was successfully updated!\n"
+              "[upgrade] The configuration for this node was successfully updated!")
+        return
+    die(1, f"stand-in kubeadm does not know {ARGV}")
+
+
+def kubelet(state: dict) -> None:
+    if ARGV == ["--version"]:
+        print("Kubernetes v" + plain(state["packages"]["kubelet"]))
+        return
+    die(1, f"stand-in kubelet does not know {ARGV}")
+
+
+def systemctl(state: dict) -> None:
+    words = [a for a in ARGV if not a.startswith("-")]
+    if words == ["daemon-reload"]:
+        return
+    if words == ["restart", "kubelet"]:
+        state["kubelet_running"] = plain(state["packages"]["kubelet"])
+        state["kubelet_active"] = True
+        state["node"]["ready"] = False
+        state["node"]["ready_in"] = state.get("ready_after_restart", 1)
+        save(state)
+        return
+    if words == ["is-active", "kubelet"]:
+        active = state.get("kubelet_active", True)
+        if "--quiet" not in ARGV:
+            print("active" if active else "failed")
+        sys.exit(0 if active else 3)
+    die(1, f"stand-in systemctl does not know {ARGV}")
+
+
+# ---------------------------------------------------------------- kubectl
+def node_object(state: dict) -> dict:
+    node = state["node"]
+    obj = {
+        "metadata": {"name": node["name"]},
+        "spec": {"unschedulable": True} if node["unschedulable"] else {},
+        "status": {
+            "nodeInfo": {"kubeletVersion": "v" + state["kubelet_running"]},
+            "conditions": [{"type": "MemoryPressure", "status": "False"},
+                           {"type": "Ready", "status": "True" if node["ready"] else "False"}],
+        },
+    }
+    return obj
+
+
+def jsonpath(obj: dict, template: str) -> str:
+    """The little of kubectl's JSONPath the scripts use: {.a.b}, {.a[?(@.k=="v")].b}."""
+    def walk(expr: str) -> str:
+        cur: object = obj
+        for part in re.findall(r'\.([A-Za-z]+)|\[\?\(@\.(\w+)=="([^"]*)"\)\]', expr):
+            key, fkey, fval = part
+            if key:
+                cur = cur.get(key) if isinstance(cur, dict) else None
+            else:
+                cur = next((x for x in (cur or []) if x.get(fkey) == fval), None)
+            if cur is None:
+                return ""  # kubectl get -o jsonpath allows missing keys
+        if isinstance(cur, bool):
+            return "true" if cur else "false"
+        return str(cur)
+    return re.sub(r"\{([^{}]*)\}", lambda m: walk(m.group(1)), template)
+
+
+def kubectl(state: dict) -> None:
+    args, i, kubeconfig = [], 0, None
+    while i < len(ARGV):
+        a = ARGV[i]
+        if a == "--kubeconfig":
+            kubeconfig = ARGV[i + 1]
+            i += 2
+            continue
+        if a.startswith("--kubeconfig="):
+            kubeconfig = a.split("=", 1)[1]
+        elif not a.startswith("--request-timeout"):
+            args.append(a)
+        i += 1
+    if args[:1] == ["version"]:
+        ver = "v" + plain(state["packages"]["kubectl"])
+        print(json.dumps({"clientVersion": {"major": "1", "gitVersion": ver, "platform": "linux/amd64"},
+                          "kustomizeVersion": "v5.0.1"}, indent=2))
+        return
+    if kubeconfig is None:
+        die(1, "E1126 couldn't get current server API group list: dial tcp 127.0.0.1:8080: connect: connection refused\n"
+               "The connection to the server localhost:8080 was refused - did you specify the right host or port?")
+    node = state["node"]
+    if args[:2] == ["get", "node"] or args[:2] == ["get", "nodes"]:
+        if args[2] != node["name"]:
+            die(1, f'Error from server (NotFound): nodes "{args[2]}" not found')
+        if not node["ready"]:  # NotReady for `ready_in` more looks, then Ready
+            if node.get("ready_in", 0) <= 0:
+                node["ready"] = True
+            else:
+                node["ready_in"] -= 1
+            save(state)
+        fmt = next((a for a in args if a.startswith("jsonpath=")), None)
+        if fmt is None and "-o" in args:
+            fmt = args[args.index("-o") + 1]
+        if fmt is None or not fmt.startswith("jsonpath="):
+            die(1, f"stand-in kubectl get node needs -o jsonpath=...; got {args}")
+        sys.stdout.write(jsonpath(node_object(state), fmt.split("=", 1)[1]))
+        return
+    if args[:1] in (["drain"], ["uncordon"], ["cordon"]) and args[1] != node["name"]:
+        die(1, f'Error from server (NotFound): nodes "{args[1]}" not found')
+    if args[:1] == ["drain"]:
+        if "--force" in args or "--disable-eviction" in args:
+            die(99, "stand-in kubectl: kubehop must never drain with --force or --disable-eviction")
+        node["unschedulable"] = True
+        save(state)
+        name = node["name"]
+        print(f"node/{name} cordoned")
+        mode = state.get("drain", "ok")
+        if mode == "ok":
+            print(f"Warning: ignoring DaemonSet-managed Pods: kube-system/calico-node-x, kube-system/kube-proxy-y\n"
+                  f"evicting pod kube-system/coredns-5d78c9869d-abcde\n"
+                  f"pod/coredns-5d78c9869d-abcde evicted\nnode/{name} drained")
+            return
+        if mode == "pdb":
+            timeout = next((a.split("=", 1)[1] for a in args if a.startswith("--timeout=")), "0s")
+            print(f"evicting pod prod/web-0\nevicting pod prod/web-1\n"
+                  f'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.\n'
+                  f'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.')
+            die(1, f"There are pending nodes to be drained:\n {name}\n"
+                   f'error: unable to drain node "{name}" due to error:[error when evicting pods/"web-0" -n "prod": '
+                   f"global timeout reached: {timeout}], continuing command...")
+        if mode == "bare":
+            die(1, f"error: unable to drain node \"{name}\" due to error: cannot delete Pods that declare no controller "
+                   f"(use --force to override): default/debug-shell, continuing command...")
+        die(1, f"stand-in kubectl: unknown drain mode {mode}")
+    if args[:1] == ["uncordon"]:
+        name = node["name"]
+        if node["unschedulable"]:
+            node["unschedulable"] = False
+            save(state)
+            print(f"node/{name} uncordoned")
+        else:
+            print(f"node/{name} already uncordoned")
+        return
+    die(1, f"stand-in kubectl does not know {args}")
+
+
+# ---------------------------------------------------------------- curl, gpg, aws
+def curl(state: dict) -> None:
+    url = [a for a in ARGV if not a.startswith("-")][-1]
+    if not url.startswith("https://"):
+        die(1, f"curl: (1) stand-in only serves https, got {url}")
+    sys.stdout.write("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBGMHoXcBCADukGOEQyleViOgtkMVa7hKifP6POCTh+98xNW4TfHK\n"
+                     "-----END PGP PUBLIC KEY BLOCK-----\n")
+
+
+def gpg(state: dict, data: bytes) -> None:
+    if "--dearmor" not in ARGV:
+        die(2, f"stand-in gpg only dearmors, got {ARGV}")
+    if not data.startswith(b"-----BEGIN PGP"):
+        die(2, "gpg: no valid OpenPGP data found.")
+    out = b"\x99\x01\rfake-binary-keyring:" + data[40:80]
+    if "-o" in ARGV:
+        with open(ARGV[ARGV.index("-o") + 1], "wb") as fh:
+            fh.write(out)
+    else:
+        sys.stdout.buffer.write(out)
+
+
+def aws(state: dict) -> None:
+    words = [a for a in ARGV if not a.startswith("--")]
+    if words[:2] == ["s3", "ls"]:
+        uri = words[2]
+        hits = {k: v for k, v in state["s3"].items() if k.startswith(uri)}
+        if not hits:
+            sys.exit(1)
+        for key, size in sorted(hits.items()):
+            print(f"2026-11-26 14:00:00 {size:>10} {key.rsplit('/', 1)[1]}")
+        return
+    if words[:2] == ["s3", "cp"]:
+        src, dst = words[2], words[3]
+        state["s3"][dst] = os.path.getsize(src)
+        save(state)
+        if "--only-show-errors" not in ARGV:
+            print(f"upload: {src} to {dst}")
+        return
+    die(252, f"stand-in aws does not know {ARGV}")
+
+
+def etcdctl() -> None:
+    real = shutil.which("etcdctl", path="/usr/local/bin:/usr/bin:/bin")
+    if real is None:
+        die(127, "stand-in: the real etcdctl is not installed (Debian package etcd-client)")
+    os.execv(real, [real, *ARGV])
+
+
+def main() -> None:
+    data = b""
+    if TOOL not in READS_STDIN or TOOL == "gpg":
+        if sys.stdin is not None and not sys.stdin.isatty():
+            data = sys.stdin.buffer.read()
+    record(len(data) if TOOL not in READS_STDIN else 0)
+    if TOOL == "etcdctl":
+        etcdctl()
+    with open(os.path.join(RIG, "state.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one stand-in at a time touches the state
+        state = load()
+        joined = " ".join(ARGV)
+        for f in state.get("fail", []):
+            if f["cmd"] == TOOL and re.search(f["match"], joined):
+                time.sleep(f.get("sleep", 0))
+                die(f.get("rc", 1), f.get("stderr", f"{TOOL}: injected failure"))
+        handlers = {"apt-get": apt_get, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
+                    "systemctl": systemctl, "kubectl": kubectl, "curl": curl, "aws": aws}
+        if TOOL == "gpg":
+            gpg(state, data)
+        else:
+            handlers[TOOL](state)
+
+
+if __name__ == "__main__":
+    main()

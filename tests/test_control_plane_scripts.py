@@ -1,0 +1,913 @@
+"""The control-plane step scripts (components/scripts/control_plane/*.sh), run for real.
+
+Each script is fed to `bash -s` on stdin, as `sudo env K=V ... bash -s` does on a
+master, with a PATH holding only recording stand-ins (tests/standins/cp_standin.py)
+for kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl, curl, gpg and aws,
+plus symlinks to the few real utilities the scripts may use. A tool the scripts
+should not call is simply not there. etcd_snapshot.sh runs against real etcd
+servers (plain http and mutual TLS) started on free 127.0.0.1 ports.
+
+For every script: the first run acts (exact commands), the second is a no-op
+that says "skipping", an injected failure stops it with a clear message and a
+non-zero exit, and missing required input exits 2 naming the variable.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+SCRIPTS = TESTS.parent / "components" / "scripts" / "control_plane"
+STANDIN = TESTS / "standins" / "cp_standin.py"
+
+OLD, NEW = "1.26.15", "1.27.16"
+NEW_DEB = f"{NEW}-1.1"
+HOP = f"{OLD}-to-{NEW}"
+REPO_URL = "https://pkgs.k8s.io/core:/stable:/v1.27/deb/"
+KEY_URL = REPO_URL + "Release.key"
+OLD_REPO_URL = "https://pkgs.k8s.io/core:/stable:/v1.26/deb/"
+HOST_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+APT_OPTS = "-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+KUBELET_JSONPATH = "jsonpath={.status.nodeInfo.kubeletVersion}"
+NODE_JSONPATH = ('jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}'
+                 '|{.status.nodeInfo.kubeletVersion}')
+
+STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl")
+# The only real programs on the scripts' PATH besides the stand-ins.
+REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
+              "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep")
+
+SCRIPT_NAMES = ("etcd_snapshot.sh", "package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh",
+                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh")
+
+# (tool, regex on the argv) of every call that changes something.
+MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
+            ("kubeadm", r"^upgrade (apply|node)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
+            ("systemctl", r"\b(restart|daemon-reload|start|stop)\b"), ("curl", ""), ("gpg", ""),
+            ("aws", r"^s3 (cp|mv|rm)\b"), ("etcdctl", r"snapshot save"))
+SECRET_LOOKING = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]*KEY|password|passwd|secret|token|AKIA[0-9A-Z]{16}", re.I)
+
+
+# --------------------------------------------------------------------------- rig
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+    calls: list[dict] = field(default_factory=list)
+
+    @property
+    def commands(self) -> list[str]:
+        return [render(c) for c in self.calls]
+
+    @property
+    def mutating(self) -> list[str]:
+        return [render(c) for c in self.calls if is_mutating(c)]
+
+
+def render(call: dict) -> str:
+    """`tool argv...` with kubectl's global flags (asserted elsewhere) left out."""
+    argv, shown, skip = call["argv"], [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if call["cmd"] == "kubectl" and a == "--kubeconfig":
+            skip = True
+            continue
+        if call["cmd"] == "kubectl" and a.startswith("--request-timeout"):
+            continue
+        shown.append(a)
+    return " ".join([call["cmd"], *shown])
+
+
+def is_mutating(call: dict) -> bool:
+    joined = " ".join(call["argv"])
+    return any(call["cmd"] == tool and re.search(rx, joined) for tool, rx in MUTATING)
+
+
+MANIFEST = """apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-apiserver
+    - --etcd-servers=https://127.0.0.1:2379
+    image: registry.k8s.io/kube-apiserver:v{version}
+    imagePullPolicy: IfNotPresent
+    name: kube-apiserver
+"""
+
+
+class Rig:
+    """A fake master: a KUBEHOP_ROOT tree, the stand-ins' state, and a PATH."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.dir = tmp / "rig"
+        self.root = tmp / "root"
+        self.bin = self.dir / "bin"
+        self.realbin = self.dir / "realbin"
+        self.scratch = tmp / "scratch"
+        for d in (self.bin, self.realbin, self.scratch, self.root / "etc/kubernetes/manifests",
+                  self.root / "etc/apt/sources.list.d", self.root / "etc/apt/keyrings"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = str(tmp / "admin.conf")
+        self.manifest = self.root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+        self.manifest.write_text(MANIFEST.format(version=OLD))
+        self.list = self.root / "etc/apt/sources.list.d/kubernetes.list"
+        self.list.write_text(f"deb [signed-by={HOST_KEYRING}] {OLD_REPO_URL} /\n")
+        self.keyring = self.root / HOST_KEYRING.lstrip("/")
+        self.keyring.write_bytes(b"old-binary-keyring")
+        self.log = self.dir / "calls.jsonl"
+        self.log.touch()
+        old_deb = f"{OLD}-1.1"
+        self.write_state({
+            "root": str(self.root),
+            "packages": {"kubeadm": old_deb, "kubelet": old_deb, "kubectl": old_deb},
+            "holds": ["kubeadm", "kubectl", "kubelet"],
+            "repo_versions": {m: {p: vs for p in ("kubeadm", "kubelet", "kubectl")} for m, vs in (
+                ("1.26", ["1.26.14-1.1", old_deb]), ("1.27", ["1.27.15-1.1", NEW_DEB]))},
+            "apt_index_minor": "1.26",
+            "cluster_version": "v" + OLD,
+            "kubelet_running": OLD,
+            "kubelet_active": True,
+            "node": {"name": "master0", "unschedulable": False, "ready": True, "ready_in": 0},
+            "ready_after_restart": 1,
+            "drain": "ok",
+            "s3": {},
+            "fail": [],
+        })
+        for tool in STANDIN_TOOLS:
+            wrapper = self.bin / tool
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{STANDIN}" "{self.dir}" {tool} "$@"\n')
+            wrapper.chmod(0o755)
+        for tool in REAL_TOOLS:
+            real = shutil.which(tool)
+            assert real, f"the test needs the real '{tool}' on PATH"
+            (self.realbin / tool).symlink_to(real)
+
+    # state ---------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.json"
+
+    def state(self) -> dict:
+        return json.loads(self.state_path.read_text())
+
+    def write_state(self, state: dict) -> None:
+        self.state_path.write_text(json.dumps(state, indent=1, sort_keys=True))
+
+    def update(self, **changes) -> None:
+        state = self.state()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(state.get(key), dict):
+                state[key].update(value)
+            else:
+                state[key] = value
+        self.write_state(state)
+
+    def fail(self, cmd: str, match: str, rc: int = 1, stderr: str | None = None, sleep: float = 0) -> None:
+        state = self.state()
+        state["fail"].append({"cmd": cmd, "match": match, "rc": rc, "sleep": sleep,
+                              "stderr": stderr or f"{cmd}: injected failure"})
+        self.write_state(state)
+
+    def installed(self, kubeadm: str = NEW, kubelet: str = OLD, kubectl: str = OLD, index: str = "1.27") -> None:
+        self.update(packages={"kubeadm": f"{kubeadm}-1.1", "kubelet": f"{kubelet}-1.1", "kubectl": f"{kubectl}-1.1"},
+                    apt_index_minor=index)
+
+    # running -------------------------------------------------------------
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "PATH": f"{self.bin}:{self.realbin}",
+            "HOME": str(self.tmp),
+            "TMPDIR": str(self.scratch),
+            "LC_ALL": "C",
+            "KUBEHOP_NODE": "master0",
+            "KUBEHOP_VERSION": NEW,
+            "KUBEHOP_MINOR": "1.27",
+            "KUBEHOP_ROOT": str(self.root),
+            "KUBEHOP_KUBECONFIG": self.kubeconfig,
+        }
+        env.update(extra)
+        return env
+
+    def run(self, script: str, drop: tuple[str, ...] = (), timeout: float = 30, **extra: str) -> Result:
+        env = {k: v for k, v in self.env(**extra).items() if k not in drop}
+        start = len(self.log.read_text().splitlines())
+        proc = subprocess.run([str(self.realbin / "bash"), "-s"], input=(SCRIPTS / script).read_text(),
+                              capture_output=True, text=True, env=env, timeout=timeout, cwd=self.tmp)
+        calls = [json.loads(line) for line in self.log.read_text().splitlines()[start:]]
+        result = Result(proc.returncode, proc.stdout, proc.stderr, calls)
+        check_every_run(self, script, result)
+        return result
+
+
+def check_every_run(rig: Rig, script: str, result: Result) -> None:
+    """What must hold for any run of any script."""
+    for call in result.calls:
+        # `bash -s` reads the script from stdin: a command that read stdin would eat the script.
+        assert call["stdin_bytes"] == 0 or call["cmd"] == "gpg", f"{render(call)} read the script's stdin"
+        joined = " ".join(call["argv"])
+        assert not SECRET_LOOKING.search(joined), f"secret-looking argv: {render(call)}"
+        if call["cmd"] == "kubectl" and call["argv"][:1] != ["version"]:
+            assert call["argv"][:2] == ["--kubeconfig", rig.kubeconfig], f"kubectl without --kubeconfig: {call['argv']}"
+    for line in result.err.splitlines():
+        if "FAILED" in line and line.startswith("kubehop:"):
+            assert re.match(r"kubehop: [a-z-]+ on [a-z0-9.-]+: FAILED: .+; .+", line), line
+    # Nothing left behind in TMPDIR or beside the files the scripts replace.
+    assert list(rig.scratch.iterdir()) == [], f"{script} left temp files: {list(rig.scratch.iterdir())}"
+    for d in (rig.list.parent, rig.keyring.parent):
+        assert not [p.name for p in d.iterdir() if ".kubehop" in p.name], f"{script} left temp files in {d}"
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path)
+
+
+def skipped(result: Result, step: str, node: str = "master0") -> bool:
+    return result.rc == 0 and f"kubehop: {step} on {node}: already done (" in result.out and "skipping" in result.out
+
+
+# --------------------------------------------------------------------------- static checks
+def test_every_expected_script_exists_and_nothing_else():
+    assert sorted(p.name for p in SCRIPTS.glob("*.sh")) == sorted(SCRIPT_NAMES)
+
+
+def test_shellcheck_is_clean():
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (Debian/Ubuntu package 'shellcheck'); CI installs it"
+    scripts = sorted(str(p) for p in SCRIPTS.glob("*.sh"))
+    proc = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True, cwd=SCRIPTS)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_script_shape(name: str):
+    text = (SCRIPTS / name).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    header = []
+    for line in lines[1:]:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    assert lines[len(header) + 1] == "set -euo pipefail", "set -euo pipefail must follow the header comment"
+    # Self-contained: it is sent alone on stdin.
+    assert not re.search(r"^\s*(source|\.)\s", text, re.M)
+    # Runs from main with stdin closed, so nothing can read the rest of the script.
+    assert [l for l in lines if l.strip()][-1] == 'main "$@" </dev/null'
+    # Every variable it reads is documented in the header.
+    code = "\n".join(lines[len(header) + 1:])
+    used = set(re.findall(r"\b((?:KUBEHOP|ETCDCTL)_[A-Z0-9_]+)\b", code)) - {"ETCDCTL_API"}
+    undocumented = sorted(v for v in used if v not in "\n".join(header))
+    assert not undocumented, f"{name} reads {undocumented} without documenting them in its header"
+    # Every /etc or /var path can be moved under KUBEHOP_ROOT.
+    allowed = ("/etc/kubernetes/admin.conf}", "host_keyring=/etc/apt/keyrings/", "/etc/kubernetes/tmp")
+    for number, line in enumerate(code.splitlines(), len(header) + 2):
+        if line.lstrip().startswith("#") or any(a in line for a in allowed):
+            continue
+        for m in re.finditer(r"/(etc|var)/", line):
+            assert line[:m.start()].endswith(("$ROOT", "${ROOT}")), \
+                f"{name}:{number}: path not under KUBEHOP_ROOT: {line.strip()}"
+
+
+REQUIRED = {
+    "etcd_snapshot.sh": ("KUBEHOP_NODE", "KUBEHOP_HOP"),
+    "package_repo.sh": ("KUBEHOP_NODE", "KUBEHOP_REPO_URL", "KUBEHOP_REPO_KEY_URL"),
+    **{name: ("KUBEHOP_NODE", "KUBEHOP_VERSION") for name in SCRIPT_NAMES
+       if name not in ("etcd_snapshot.sh", "package_repo.sh")},
+}
+
+
+@pytest.mark.parametrize(("name", "var"), [(n, v) for n, vs in REQUIRED.items() for v in vs])
+def test_missing_required_input_exits_2_naming_it(rig: Rig, name: str, var: str):
+    extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL}
+    result = rig.run(name, drop=(var,), **extra)
+    assert result.rc == 2, result.err
+    assert re.search(rf"^kubehop: {var} is required \(e\.g\. \S+", result.err, re.M), result.err
+    assert result.calls == []
+
+
+@pytest.mark.parametrize(("name", "extra", "message"), [
+    ("kubeadm_apply.sh", {"KUBEHOP_VERSION": "v1.27.16"}, "KUBEHOP_VERSION must be an exact version"),
+    ("kubeadm_install.sh", {"KUBEHOP_VERSION": "1.27"}, "KUBEHOP_VERSION must be an exact version"),
+    ("drain.sh", {"KUBEHOP_MINOR": "1.28"}, "KUBEHOP_MINOR=1.28 does not match KUBEHOP_VERSION=1.27.16"),
+    ("kubeadm_apply.sh", {"KUBEHOP_FORCE": "yes"}, "KUBEHOP_FORCE must be 0 or 1"),
+    ("kubeadm_apply.sh", {"KUBEHOP_APPLY_TIMEOUT": "15m"}, "KUBEHOP_APPLY_TIMEOUT must be a whole number"),
+    ("drain.sh", {"KUBEHOP_DRAIN_TIMEOUT": "0"}, "KUBEHOP_DRAIN_TIMEOUT must be a whole number"),
+    ("uncordon.sh", {"KUBEHOP_POLL_INTERVAL": "0"}, "KUBEHOP_POLL_INTERVAL must be a positive number"),
+    ("uncordon.sh", {"KUBEHOP_NODE": "master0; reboot"}, "KUBEHOP_NODE must be a Kubernetes node name"),
+    ("kubeadm_node.sh", {"KUBEHOP_ROOT": "relative/dir"}, "KUBEHOP_ROOT must be an absolute path"),
+    ("package_repo.sh", {"KUBEHOP_REPO_URL": OLD_REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL},
+     "is not the repo of KUBEHOP_MINOR=1.27"),
+    ("package_repo.sh", {"KUBEHOP_REPO_URL": "http://pkgs.k8s.io/core:/stable:/v1.27/deb/",
+                         "KUBEHOP_REPO_KEY_URL": KEY_URL}, "KUBEHOP_REPO_URL must be an https:// URL"),
+    ("etcd_snapshot.sh", {"KUBEHOP_HOP": "../../etc/passwd"}, "KUBEHOP_HOP may hold only"),
+    ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "ETCDCTL_ENDPOINTS": "https://10.0.0.1:2379,https://10.0.0.2:2379"},
+     "ETCDCTL_ENDPOINTS must be exactly one"),
+    ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "KUBEHOP_SNAPSHOT_KEEP": "0"}, "KUBEHOP_SNAPSHOT_KEEP must be"),
+])
+def test_bad_input_exits_2(rig: Rig, name: str, extra: dict, message: str):
+    result = rig.run(name, **extra)
+    assert result.rc == 2 and message in result.err, result.err
+    assert result.calls == []
+
+
+# --------------------------------------------------------------------------- package_repo.sh
+def repo_env() -> dict[str, str]:
+    return {"KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL}
+
+
+def test_package_repo_switches_then_skips(rig: Rig):
+    first = rig.run("package_repo.sh", **repo_env())
+    assert first.rc == 0, first.err
+    assert first.commands[0] == f"curl -fsSL --retry 3 --max-time 60 {KEY_URL}"
+    assert first.commands[1].startswith(f"gpg --batch --yes --dearmor -o {rig.keyring}.kubehop.")
+    assert first.commands[2:] == ["apt-get -o DPkg::Lock::Timeout=120 update"]
+    assert rig.list.read_text() == f"deb [signed-by={HOST_KEYRING}] {REPO_URL} /\n"
+    assert rig.keyring.read_bytes().startswith(b"\x99\x01\rfake-binary-keyring")
+    assert stat.S_IMODE(rig.keyring.stat().st_mode) == 0o644
+    assert rig.state()["apt_index_minor"] == "1.27"
+    assert "done: apt now uses" in first.out
+
+    second = rig.run("package_repo.sh", **repo_env())
+    assert skipped(second, "package-repo"), second.out + second.err
+    assert second.calls == []
+
+
+def test_package_repo_warns_about_other_pkgs_k8s_io_sources(rig: Rig):
+    other = rig.list.parent / "pkgs_k8s_io.list"
+    other.write_text(f"deb {OLD_REPO_URL} /\n")
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 0
+    assert "WARNING: other apt sources also point at pkgs.k8s.io" in result.err and str(other) in result.err
+
+
+def test_package_repo_key_download_failure_changes_nothing(rig: Rig):
+    before = rig.list.read_text()
+    rig.fail("curl", "Release.key", rc=22, stderr="curl: (22) The requested URL returned error: 404")
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 1
+    assert "FAILED: could not download the repo key from" in result.err and "nothing was changed" in result.err
+    assert rig.list.read_text() == before and rig.keyring.read_bytes() == b"old-binary-keyring"
+    assert not [c for c in result.commands if c.startswith("apt-get")]
+
+
+@pytest.mark.parametrize("how", ["exit-code", "err-line"])
+def test_package_repo_update_failure_puts_old_repo_back(rig: Rig, how: str):
+    before = rig.list.read_text()
+    if how == "exit-code":
+        rig.fail("apt-get", "update", rc=100, stderr="E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.27/deb  InRelease' is not signed.")
+    else:  # apt-get update can exit 0 while one repo failed
+        rig.fail("apt-get", "update", rc=0, stderr=f"Err:2 {REPO_URL.rstrip('/')}  InRelease\n  403  Forbidden [IP: 1.2.3.4 443]")
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 1
+    assert "FAILED: apt-get update failed for" in result.err and "were put back" in result.err
+    assert rig.list.read_text() == before and rig.keyring.read_bytes() == b"old-binary-keyring"
+    # ...so the next run does not wrongly skip.
+    rig.update(fail=[])
+    assert rig.run("package_repo.sh", **repo_env()).commands[-1] == "apt-get -o DPkg::Lock::Timeout=120 update"
+
+
+# --------------------------------------------------------------------------- kubeadm_install.sh
+INSTALL_KUBEADM = f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubeadm={NEW}-*"
+
+
+def test_kubeadm_install_installs_holds_then_skips(rig: Rig):
+    rig.update(apt_index_minor="1.27")
+    first = rig.run("kubeadm_install.sh")
+    assert first.rc == 0, first.err
+    assert first.commands == ["kubeadm version -o short", "apt-mark unhold kubeadm", INSTALL_KUBEADM,
+                              "apt-mark hold kubeadm", "kubeadm version -o short"]
+    state = rig.state()
+    assert state["packages"]["kubeadm"] == NEW_DEB and "kubeadm" in state["holds"]
+    assert f"done: kubeadm v{NEW} installed and held" in first.out
+
+    second = rig.run("kubeadm_install.sh")
+    assert skipped(second, "kubeadm-install") and f"kubeadm version -o short is v{NEW}" in second.out
+    assert second.commands == ["kubeadm version -o short"]
+
+
+def test_kubeadm_install_missing_version_fails_and_keeps_hold(rig: Rig):
+    # package_repo has not switched the index to 1.27: apt cannot find 1.27.16.
+    result = rig.run("kubeadm_install.sh")
+    assert result.rc == 1
+    assert f"FAILED: kubeadm {NEW} is not in the configured apt repo" in result.err
+    assert "package-repo step" in result.err
+    assert result.commands[-1] == "apt-mark hold kubeadm"
+    assert "kubeadm" in rig.state()["holds"] and rig.state()["packages"]["kubeadm"].startswith(OLD)
+
+
+def test_kubeadm_install_apt_failure(rig: Rig):
+    rig.update(apt_index_minor="1.27")
+    rig.fail("apt-get", "install", rc=100, stderr="E: Could not get lock /var/lib/dpkg/lock-frontend")
+    result = rig.run("kubeadm_install.sh")
+    assert result.rc == 1 and "exited 100" in result.err and "held again" in result.err
+    assert "kubeadm" in rig.state()["holds"]
+
+
+# --------------------------------------------------------------------------- kubeadm_plan.sh
+def test_kubeadm_plan_runs_read_only_then_skips_once_applied(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    first = rig.run("kubeadm_plan.sh", KUBEHOP_PLAN_TIMEOUT="10")
+    assert first.rc == 0, first.err
+    assert first.commands == ["kubeadm version -o short", f"kubeadm upgrade plan v{NEW} --kubeconfig {rig.kubeconfig}"]
+    assert first.mutating == [] and f"Target version: v{NEW}" in first.out
+    assert MANIFEST.format(version=OLD) == rig.manifest.read_text()
+
+    rig.manifest.write_text(MANIFEST.format(version=NEW))
+    second = rig.run("kubeadm_plan.sh")
+    assert skipped(second, "kubeadm-plan") and second.calls == []
+
+
+def test_kubeadm_plan_needs_the_new_kubeadm(rig: Rig):
+    result = rig.run("kubeadm_plan.sh")
+    assert result.rc == 1
+    assert f"FAILED: kubeadm on this node is v{OLD}, not v{NEW}; run the kubeadm-install step first" in result.err
+    assert result.commands == ["kubeadm version -o short"]
+
+
+def test_kubeadm_plan_failure_is_reported(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.fail("kubeadm", "upgrade plan", rc=1, stderr="[upgrade/health] FATAL: etcd cluster is not healthy")
+    result = rig.run("kubeadm_plan.sh")
+    assert result.rc == 1 and "etcd cluster is not healthy" in result.err
+    assert f"FAILED: kubeadm upgrade plan v{NEW} exited 1" in result.err and "nothing was changed" in result.err
+
+
+# --------------------------------------------------------------------------- kubeadm_apply.sh
+@pytest.mark.parametrize("force", ["1", "0"])
+def test_kubeadm_apply_upgrades_manifest_then_skips(rig: Rig, force: str):
+    rig.installed(kubeadm=NEW)
+    first = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
+    assert first.rc == 0, first.err
+    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}" + (" --force" if force == "1" else "")
+    assert first.commands == ["kubeadm version -o short", apply]
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
+    assert f"done: kube-apiserver manifest now runs v{NEW}" in first.out
+
+    second = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
+    assert skipped(second, "kubeadm-apply") and f"manifest runs v{NEW}" in second.out
+    assert second.calls == []
+
+
+def test_kubeadm_apply_failure_is_reported(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.fail("kubeadm", "upgrade apply", rc=1, stderr="[upgrade/apply] FATAL: couldn't upgrade control plane. "
+             "kubeadm has tried to recover everything into the earlier state.")
+    result = rig.run("kubeadm_apply.sh")
+    assert result.rc == 1 and f"FAILED: kubeadm upgrade apply v{NEW} exited 1" in result.err
+    assert f"kube-apiserver:v{OLD}" in rig.manifest.read_text()
+
+
+def test_kubeadm_apply_is_bounded_by_its_timeout(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.fail("kubeadm", "upgrade apply", rc=0, sleep=20)
+    started = time.monotonic()
+    result = rig.run("kubeadm_apply.sh", KUBEHOP_APPLY_TIMEOUT="1")
+    assert time.monotonic() - started < 10
+    assert result.rc == 1 and "FAILED: kubeadm upgrade apply did not finish within 1s" in result.err
+
+
+def test_kubeadm_apply_refuses_downgrade_and_non_masters(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.manifest.write_text(MANIFEST.format(version="1.28.2"))
+    result = rig.run("kubeadm_apply.sh")
+    assert result.rc == 1 and "newer than v1.27.16; refusing to downgrade" in result.err
+    assert result.calls == []
+    rig.manifest.unlink()
+    result = rig.run("kubeadm_apply.sh")
+    assert result.rc == 1 and "not a kubeadm control-plane node" in result.err and result.calls == []
+
+
+# --------------------------------------------------------------------------- kubeadm_node.sh
+def test_kubeadm_node_upgrades_then_skips(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.update(cluster_version="v" + NEW, node={"name": "master1"})
+    first = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
+    assert first.rc == 0, first.err
+    assert first.commands == ["kubeadm version -o short", f"kubeadm upgrade node --kubeconfig {rig.kubeconfig}"]
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
+
+    second = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
+    assert skipped(second, "kubeadm-node", "master1") and second.calls == []
+
+
+def test_kubeadm_node_before_apply_on_first_master_fails_clearly(rig: Rig):
+    rig.installed(kubeadm=NEW)  # but the cluster (kubeadm-config) is still at OLD
+    result = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
+    assert result.rc == 1
+    assert f"was kubeadm upgrade apply v{NEW} done on the first master?" in result.err
+
+
+def test_kubeadm_node_failure_is_reported(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.fail("kubeadm", "upgrade node", rc=1, stderr="unable to fetch the kubeadm-config ConfigMap")
+    result = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
+    assert result.rc == 1 and "FAILED: kubeadm upgrade node exited 1" in result.err
+
+
+# --------------------------------------------------------------------------- drain.sh
+DRAIN = "kubectl drain master0 --ignore-daemonsets --delete-emptydir-data --timeout=5s"
+
+
+def test_drain_drains_then_skips_once_kubelet_upgraded(rig: Rig):
+    first = rig.run("drain.sh", KUBEHOP_DRAIN_TIMEOUT="5")
+    assert first.rc == 0, first.err
+    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}", DRAIN]
+    assert rig.state()["node"]["unschedulable"] is True
+    assert "node/master0 drained" in first.out and "done: master0 drained" in first.out
+
+    rig.update(kubelet_running=NEW)
+    second = rig.run("drain.sh", KUBEHOP_DRAIN_TIMEOUT="5")
+    assert skipped(second, "drain") and f"kubelet on master0 reports v{NEW}" in second.out
+    assert second.mutating == []
+
+
+def test_drain_blocked_by_pdb_names_it_and_says_how_to_finish(rig: Rig):
+    rig.update(drain="pdb")
+    result = rig.run("drain.sh", KUBEHOP_DRAIN_TIMEOUT="5")
+    assert result.rc == 1
+    assert "FAILED: drain did not finish within 5s; the likely cause is a PodDisruptionBudget" in result.err
+    assert "prod/web-0" in result.err and "kubectl get pdb -A" in result.err
+    assert "master0 is left cordoned" in result.err
+    assert "kubectl drain master0 --ignore-daemonsets --delete-emptydir-data" in result.err
+    assert "kubectl uncordon master0" in result.err
+    assert rig.state()["node"]["unschedulable"] is True
+
+
+def test_drain_never_forces_bare_pods(rig: Rig):
+    rig.update(drain="bare")
+    result = rig.run("drain.sh")
+    assert result.rc == 1 and "kubehop never uses --force" in result.err
+    assert all("--force" not in c and "--disable-eviction" not in c for c in result.commands)
+
+
+def test_drain_unknown_node_fails_before_touching_anything(rig: Rig):
+    result = rig.run("drain.sh", KUBEHOP_NODE="master9")
+    assert result.rc == 1 and "cannot read node master9 from the API server" in result.err
+    assert 'nodes "master9" not found' in result.err and result.mutating == []
+
+
+# --------------------------------------------------------------------------- kubelet_upgrade.sh
+def test_kubelet_upgrade_installs_restarts_then_skips(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    first = rig.run("kubelet_upgrade.sh")
+    assert first.rc == 0, first.err
+    assert first.commands == [
+        "kubelet --version", "kubectl version --client -o json",
+        "apt-mark unhold kubelet kubectl",
+        f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubelet={NEW}-* kubectl={NEW}-*",
+        "apt-mark hold kubelet kubectl",
+        "kubelet --version", "kubectl version --client -o json",
+        "systemctl daemon-reload", "systemctl restart kubelet", "systemctl is-active --quiet kubelet"]
+    state = rig.state()
+    assert state["packages"]["kubelet"] == NEW_DEB and state["packages"]["kubectl"] == NEW_DEB
+    assert {"kubelet", "kubectl"} <= set(state["holds"]) and state["kubelet_running"] == NEW
+
+    second = rig.run("kubelet_upgrade.sh")
+    assert skipped(second, "kubelet-upgrade"), second.out + second.err
+    assert second.commands == ["kubelet --version", "kubectl version --client -o json",
+                               f"kubectl get node master0 -o {KUBELET_JSONPATH}"]
+
+
+def test_kubelet_upgrade_only_restarts_when_binaries_are_new_but_kubelet_is_old(rig: Rig):
+    rig.installed(kubeadm=NEW, kubelet=NEW, kubectl=NEW)  # e.g. the restart failed last time
+    result = rig.run("kubelet_upgrade.sh")
+    assert result.rc == 0, result.err
+    assert result.mutating == ["systemctl daemon-reload", "systemctl restart kubelet"]
+    assert rig.state()["kubelet_running"] == NEW
+
+
+def test_kubelet_upgrade_restart_failure(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.fail("systemctl", "restart kubelet", rc=1,
+             stderr="Job for kubelet.service failed because the control process exited with error code.")
+    result = rig.run("kubelet_upgrade.sh")
+    assert result.rc == 1 and "FAILED: systemctl restart kubelet failed" in result.err
+    assert "journalctl -u kubelet" in result.err
+
+
+def test_kubelet_upgrade_apt_failure_does_not_restart(rig: Rig):
+    result = rig.run("kubelet_upgrade.sh")  # index still at 1.26
+    assert result.rc == 1 and "not in the configured apt repo" in result.err
+    assert not any(c.startswith("systemctl") for c in result.commands)
+    assert {"kubelet", "kubectl"} <= set(rig.state()["holds"])
+
+
+# --------------------------------------------------------------------------- uncordon.sh
+def test_uncordon_waits_for_ready_then_skips(rig: Rig):
+    rig.update(kubelet_running=NEW, node={"unschedulable": True, "ready": False, "ready_in": 2})
+    first = rig.run("uncordon.sh", KUBEHOP_READY_TIMEOUT="10", KUBEHOP_POLL_INTERVAL="0.1")
+    assert first.rc == 0, first.err
+    get = f"kubectl get node master0 -o {NODE_JSONPATH}"
+    assert first.commands == [get, "kubectl uncordon master0", get, get]
+    assert "waiting for Ready with kubelet v1.27.16 (schedulable=yes Ready=False" in first.out
+    assert "done: master0 is schedulable=yes Ready=True kubelet=v1.27.16" in first.out
+    assert rig.state()["node"]["unschedulable"] is False
+
+    second = rig.run("uncordon.sh")
+    assert skipped(second, "uncordon") and second.commands == [get]
+
+
+def test_uncordon_times_out_naming_last_state(rig: Rig):
+    rig.update(node={"unschedulable": True, "ready": True})  # kubelet still reports OLD
+    result = rig.run("uncordon.sh", KUBEHOP_READY_TIMEOUT="1", KUBEHOP_POLL_INTERVAL="0.2")
+    assert result.rc == 1
+    assert f"FAILED: master0 did not become Ready with kubelet v{NEW} within 1s " \
+           f"(last seen: schedulable=yes Ready=True kubelet=v{OLD})" in result.err
+    assert "journalctl -u kubelet" in result.err
+
+
+def test_uncordon_failure_keeps_node_cordoned_and_says_so(rig: Rig):
+    rig.update(kubelet_running=NEW, node={"unschedulable": True})
+    rig.fail("kubectl", " uncordon master0$", rc=1, stderr="error: Unauthorized")
+    result = rig.run("uncordon.sh")
+    assert result.rc == 1 and "FAILED: kubectl uncordon master0 failed" in result.err
+    assert "stays cordoned" in result.err
+
+
+# --------------------------------------------------------------------------- whole sequences
+MASTER0 = ("package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh", "drain.sh",
+           "kubelet_upgrade.sh", "uncordon.sh")
+OTHER_MASTER = ("package_repo.sh", "kubeadm_install.sh", "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh",
+                "uncordon.sh")
+
+
+@pytest.mark.parametrize(("node", "chain"), [("master0", MASTER0), ("master1", OTHER_MASTER)])
+def test_whole_chain_upgrades_a_master_and_a_rerun_changes_nothing(rig: Rig, node: str, chain: tuple[str, ...]):
+    rig.update(node={"name": node})
+    if node != "master0":
+        rig.update(cluster_version="v" + NEW)  # kubeadm upgrade apply ran on master0
+    env = {"KUBEHOP_NODE": node, "KUBEHOP_FORCE": "1", "KUBEHOP_POLL_INTERVAL": "0.1",
+           "KUBEHOP_READY_TIMEOUT": "10", **repo_env()}
+    for script in chain:
+        result = rig.run(script, **env)
+        assert result.rc == 0, f"{script}: {result.out}{result.err}"
+        assert result.mutating or script == "kubeadm_plan.sh", f"{script} did nothing on the first run"
+    state = rig.state()
+    assert {p: v for p, v in state["packages"].items()} == {"kubeadm": NEW_DEB, "kubelet": NEW_DEB, "kubectl": NEW_DEB}
+    assert set(state["holds"]) == {"kubeadm", "kubelet", "kubectl"}
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
+    assert state["node"]["unschedulable"] is False and state["node"]["ready"] and state["kubelet_running"] == NEW
+    for script in chain:
+        again = rig.run(script, **env)
+        assert again.rc == 0 and "skipping" in again.out, f"{script}: {again.out}{again.err}"
+        assert again.mutating == [], f"{script} changed something on a re-run: {again.mutating}"
+
+
+# --------------------------------------------------------------------------- etcd_snapshot.sh (real etcd)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Etcd:
+    endpoint: str
+    keys: int
+    pki: Path | None = None
+
+
+def real_etcd_binaries() -> tuple[str, str]:
+    etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
+    assert etcd and etcdctl, "etcd and etcdctl are required for these tests (Debian: etcd-server, etcd-client)"
+    return etcd, etcdctl
+
+
+def start_etcd(workdir: Path, tls: Path | None = None):
+    etcd, etcdctl = real_etcd_binaries()
+    client, peer = free_port(), free_port()
+    scheme = "https" if tls else "http"
+    endpoint = f"{scheme}://127.0.0.1:{client}"
+    args = [etcd, "--name", "cp-test", "--data-dir", str(workdir / "data"),
+            "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", f"cp-test=http://127.0.0.1:{peer}", "--log-level", "error"]
+    client_flags: list[str] = []
+    if tls:
+        args += ["--client-cert-auth", "--trusted-ca-file", str(tls / "ca.crt"),
+                 "--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key")]
+        client_flags = [f"--cacert={tls / 'ca.crt'}", f"--cert={tls / 'server.crt'}", f"--key={tls / 'server.key'}"]
+    log = open(workdir / "etcd.log", "wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    ctl = [etcdctl, f"--endpoints={endpoint}", *client_flags]
+    deadline = time.monotonic() + 15
+    while True:
+        ok = subprocess.run([*ctl, "--command-timeout=1s", "endpoint", "health"], capture_output=True, env=env)
+        if ok.returncode == 0:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"etcd did not start: {(workdir / 'etcd.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    for i in range(5):
+        subprocess.run([*ctl, "put", f"/registry/test/k{i}", f"value-{i}"], check=True, capture_output=True, env=env)
+    return proc, log, Etcd(endpoint, 5, tls)
+
+
+def stop_etcd(proc, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def etcd_plain(tmp_path_factory):
+    proc, log, etcd = start_etcd(tmp_path_factory.mktemp("etcd-plain"))
+    yield etcd
+    stop_etcd(proc, log)
+
+
+def make_pki(pki: Path) -> None:
+    """A CA and one cert used by etcd as server and by etcdctl as client (like kubeadm's server.crt)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pem = serialization.Encoding.PEM
+
+    def key_pem(key) -> bytes:
+        return key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "master0")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pki.mkdir(parents=True, exist_ok=True)
+    (pki / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (pki / "server.crt").write_bytes(cert.public_bytes(pem))
+    (pki / "server.key").write_bytes(key_pem(key))
+    (pki / "server.key").chmod(0o600)
+
+
+@pytest.fixture(scope="module")
+def etcd_tls(tmp_path_factory):
+    work = tmp_path_factory.mktemp("etcd-tls")
+    make_pki(work / "pki")
+    proc, log, etcd = start_etcd(work, tls=work / "pki")
+    yield etcd
+    stop_etcd(proc, log)
+
+
+def snapshot_env(etcd: Etcd, **extra: str) -> dict[str, str]:
+    env = {"KUBEHOP_HOP": HOP, "ETCDCTL_ENDPOINTS": etcd.endpoint, "KUBEHOP_ETCD_HEALTH_TIMEOUT": "3",
+           "KUBEHOP_SNAPSHOT_TIMEOUT": "20"}
+    if etcd.pki is None:
+        env["KUBEHOP_ETCD_INSECURE"] = "1"
+    env.update(extra)
+    return env
+
+
+def snapshot_keys(path: Path) -> int:
+    _, etcdctl = real_etcd_binaries()
+    out = subprocess.run([etcdctl, "snapshot", "status", "-w", "json", str(path)], capture_output=True, text=True,
+                         env={**os.environ, "ETCDCTL_API": "3"}, check=True).stdout
+    return json.loads(out)["totalKey"]
+
+
+def test_etcd_snapshot_saves_verified_file_then_skips(rig: Rig, etcd_plain: Etcd):
+    snapdir = rig.root / "var/backups/kubehop/etcd"  # the default, under KUBEHOP_ROOT
+    first = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
+    assert first.rc == 0, first.err
+    final = snapdir / f"etcd-{HOP}.db"
+    part = snapdir / f".etcd-{HOP}.db.part"
+    assert first.commands == [
+        f"etcdctl --endpoints={etcd_plain.endpoint} --dial-timeout=5s --command-timeout=3s endpoint health",
+        f"etcdctl --endpoints={etcd_plain.endpoint} snapshot save {part}",
+        f"etcdctl snapshot status -w json {part}"]
+    assert snapshot_keys(final) > 0
+    assert stat.S_IMODE(final.stat().st_mode) == 0o600
+    assert sorted(p.name for p in snapdir.iterdir()) == [final.name]
+    assert f"saved {final} (" in first.out and "keys, revision" in first.out
+
+    second = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
+    assert skipped(second, "etcd-snapshot") and f"{final} verifies:" in second.out
+    assert second.commands == [f"etcdctl snapshot status -w json {final}"]
+
+
+def test_etcd_snapshot_replaces_a_corrupt_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    snapdir = tmp_path / "snaps"
+    snapdir.mkdir()
+    (snapdir / f"etcd-{HOP}.db").write_bytes(b"not a bolt database")
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
+    assert result.rc == 0, result.err
+    assert "does not verify" in result.out and snapshot_keys(snapdir / f"etcd-{HOP}.db") > 0
+
+
+def test_etcd_snapshot_prunes_to_keep_newest(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    snapdir = tmp_path / "snaps"
+    snapdir.mkdir()
+    now = time.time()
+    for age, name in enumerate(["etcd-1.25.16-to-1.26.15.db", "etcd-1.24.17-to-1.25.16.db", "etcd-1.23.17-to-1.24.17.db",
+                                "etcd-1.22.17-to-1.23.17.db"], start=1):
+        (snapdir / name).write_bytes(b"old")
+        os.utime(snapdir / name, (now - age * 86400, now - age * 86400))
+    (snapdir / "notes.txt").write_text("not a snapshot")
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
+                                                        KUBEHOP_SNAPSHOT_KEEP="2"))
+    assert result.rc == 0, result.err
+    assert sorted(p.name for p in snapdir.iterdir()) == sorted(
+        [f"etcd-{HOP}.db", "etcd-1.25.16-to-1.26.15.db", "notes.txt"])
+    assert result.out.count("pruned old snapshot") == 3
+
+
+def test_etcd_snapshot_uploads_to_s3_once(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    snapdir = tmp_path / "snaps"
+    env = snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir), KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop/")
+    dest = f"s3://backups/kubehop/etcd-{HOP}.db"
+    first = rig.run("etcd_snapshot.sh", **env)
+    assert first.rc == 0, first.err
+    assert [c for c in first.commands if c.startswith("aws")] == [
+        f"aws s3 ls {dest}", f"aws s3 cp --only-show-errors {snapdir}/etcd-{HOP}.db {dest}"]
+    assert rig.state()["s3"] == {dest: (snapdir / f"etcd-{HOP}.db").stat().st_size}
+    second = rig.run("etcd_snapshot.sh", **env)
+    assert skipped(second, "etcd-snapshot") and f"{dest} already holds it" in second.out
+    assert second.mutating == [] and f"aws s3 ls {dest}" in second.commands
+
+
+def test_etcd_snapshot_upload_failure_keeps_local_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    snapdir = tmp_path / "snaps"
+    rig.fail("aws", "s3 cp", rc=1, stderr="upload failed: An error occurred (AccessDenied) when calling the PutObject operation")
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
+                                                        KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop"))
+    assert result.rc == 1 and "AccessDenied" in result.err and "the local snapshot is kept" in result.err
+    assert (snapdir / f"etcd-{HOP}.db").exists()
+
+
+def test_etcd_snapshot_dead_endpoint_fails_and_writes_nothing(rig: Rig, tmp_path: Path):
+    snapdir = tmp_path / "snaps"
+    dead = Etcd(f"http://127.0.0.1:{free_port()}", 0)
+    started = time.monotonic()
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(dead, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
+                                                        KUBEHOP_ETCD_HEALTH_TIMEOUT="1"))
+    assert time.monotonic() - started < 15
+    assert result.rc == 1
+    assert f"FAILED: etcd at {dead.endpoint} is not reachable or not healthy" in result.err
+    assert "no snapshot was written" in result.err
+    assert list(snapdir.iterdir()) == []
+
+
+def test_etcd_snapshot_over_tls_with_kubeadm_default_paths(rig: Rig, etcd_tls: Etcd):
+    pki = rig.root / "etc/kubernetes/pki/etcd"  # kubeadm's layout, under KUBEHOP_ROOT
+    pki.mkdir(parents=True)
+    for name in ("ca.crt", "server.crt", "server.key"):
+        shutil.copy2(etcd_tls.pki / name, pki / name)
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_tls))
+    assert result.rc == 0, result.err
+    assert snapshot_keys(rig.root / f"var/backups/kubehop/etcd/etcd-{HOP}.db") > 0
+    save = next(c for c in result.calls if "save" in c["argv"])
+    assert save["argv"][:4] == [f"--endpoints={etcd_tls.endpoint}", f"--cacert={pki}/ca.crt",
+                                f"--cert={pki}/server.crt", f"--key={pki}/server.key"]
+    key_body = (pki / "server.key").read_text().splitlines()[1]
+    assert all(key_body not in " ".join(c["argv"]) for c in result.calls)
+
+
+def test_etcd_snapshot_missing_certificates_fail_clearly(rig: Rig, etcd_tls: Etcd):
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_tls))
+    assert result.rc == 1
+    assert f"FAILED: cannot read {rig.root}/etc/kubernetes/pki/etcd/ca.crt" in result.err
+    assert result.calls == []
