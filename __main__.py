@@ -49,8 +49,7 @@ ssh, bastion = cfg.ssh, cfg.ssh.bastion
 targets = {n.name: SshTarget(n.host, ssh.user, n.port or ssh.port, ssh_key,
                              bastion.host if bastion else None, bastion.user if bastion else None,
                              bastion.port if bastion else None) for n in cfg.control_plane.nodes}
-control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets),
-                             pulumi.ResourceOptions(depends_on=first))
+control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets, after=first))
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)

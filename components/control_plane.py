@@ -8,7 +8,7 @@ uncordon; then each other master strictly one after another with
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -24,6 +24,9 @@ class ControlPlaneArgs:
     hop: Hop
     targets: dict[str, SshTarget]
     """SSH target per node name, in upgrade order."""
+    after: list[pulumi.Resource] = field(default_factory=list)
+    """What must finish first (the maintaining cutover): children do not inherit a
+    component's depends_on, so the first step waits for these itself."""
 
 
 class ControlPlane(pulumi.ComponentResource):
@@ -40,7 +43,7 @@ class ControlPlane(pulumi.ComponentResource):
 
         snapshot = remote_step(
             f"{first.name}-etcd-snapshot", target=args.targets[first.name],
-            script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self,
+            script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self, depends_on=args.after,
             env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": f"before-{version}",
                  "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
                  "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,

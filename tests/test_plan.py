@@ -298,3 +298,22 @@ def test_every_gate_step_parses_with_the_gate_cli(efficient, each_hop):
             seen.add(args.gate)
     assert {"addon-check", "rollout", "nodes", "pods", "network", "http-check", "endpoints", "traffic-set",
             "mysql-replication", "serviceswitch", "mirrormaker", "kafka-lag", "mirror-lag", "canary"} <= seen
+
+
+def test_pools_pin_a_concrete_template_version_and_refresh_preferences(efficient):
+    s = stage(efficient, "1.29.15")
+    for pool in ("workers", "databases", "spark"):
+        inputs = step(s, "node-pool", pool)["inputs"]
+        version = inputs["launchTemplate"]["version"]
+        assert version.isdigit() and version != "1", f"{pool}: template version {version!r} is not a new concrete number"
+        assert "desiredCapacity" not in inputs, "desired capacity stays with the cluster autoscaler"
+        prefs = inputs["instanceRefresh"]["preferences"]
+        assert inputs["instanceRefresh"]["strategy"] == "Rolling" and prefs["skipMatching"] is True
+        wait = step(s, "rollout-wait", pool)["inputs"]["create"]
+        assert f"--launch-template-version {version}" in wait and "--kubelet-version v1.29.15" in wait
+    db = step(s, "node-pool", "databases")["inputs"]["instanceRefresh"]["preferences"]
+    assert db["minHealthyPercentage"] == 100 and db["checkpointPercentages"] == [20, 40, 60, 80, 100]
+    workers = step(s, "node-pool", "workers")["inputs"]["instanceRefresh"]["preferences"]
+    assert workers["minHealthyPercentage"] == 90
+    assert step(s, "node-pool", "databases")["risk"] == "high"
+    assert "one node at a time" in step(s, "node-pool", "databases")["impact"]

@@ -90,3 +90,37 @@ def test_set_path_edits_nested_config():
     raw = {"kubehop:traffic": json.dumps({"state": "serving", "control": {"kind": "http"}})}
     set_path(raw, "kubehop:traffic.state", "maintaining")
     assert json.loads(raw["kubehop:traffic"]) == {"state": "maintaining", "control": {"kind": "http"}}
+
+
+def _urn(run_: engine.Run, name: str) -> str:
+    return next(u for u, r in run_.resources.items() if r.name == name)
+
+
+def test_control_plane_waits_for_the_maintaining_cutover(baseline):
+    from kubehop.plan.stages import _closure, _expand
+
+    data = prod_b()
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    maintaining = run(data, {"organization/kubehop/prod-b": baseline.outputs})
+    closure = _closure(_expand(maintaining))
+    snapshot = _urn(maintaining, "master0-etcd-snapshot")
+    assert _urn(maintaining, "aws-uswest2-prod-b-kafka-lag-gate") in closure[snapshot]
+    assert _urn(maintaining, "dcluster-mysql-mysql-switch") in closure[snapshot]
+
+
+def test_remote_steps_get_every_variable_their_script_requires(baseline):
+    import re
+    import shlex
+
+    from components.steps import SCRIPTS_DIR
+
+    required = re.compile(r'\|\| bad "(KUBEHOP_[A-Z_]+) is required')
+    remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
+    assert len(remote) == 1 + 7 + 6 * 2  # snapshot, master0 chain, two other masters
+    for r in remote:
+        words = shlex.split(r.inputs["create"])
+        assert words[:2] == ["sudo", "env"] and words[-2:] == ["bash", "-s"]
+        env = dict(w.split("=", 1) for w in words[2:-2])
+        script = next(p for p in SCRIPTS_DIR.glob("control_plane/*.sh") if p.read_text() == r.inputs["stdin"])
+        missing = set(required.findall(script.read_text())) - set(env)
+        assert not missing, f"{r.name} runs {script.name} without {missing}"
