@@ -76,8 +76,9 @@ class NodePool(pulumi.ComponentResource):
                 resource_type="instance",
                 tags={"kubehop:cluster": args.cluster, "kubehop:pool": pool.name,
                       "kubehop:kubernetes-version": str(args.kubelet_version)})],
-            # a new kubelet must never be launchable before the control plane is at its version
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
+            # a new kubelet must never be launchable before the control plane is at its version;
+            # retained: the adopted group keeps pointing at it after `pulumi destroy`
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), retain_on_delete=True))
         hook = aws.autoscaling.LifecycleHook(
             f"{pool.name}-drain-hook",
             autoscaling_group_name=pool.asg_name,

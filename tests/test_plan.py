@@ -133,6 +133,9 @@ def test_efficient_policy_rolls_pools_once_with_images_prepared(efficient):
         assert step(s, "addon-check", "calico")["id"] in ancestors(s, node_pool["id"])
         assert step(s, "launch-template", pool)["inputs"]["imageId"].startswith("ami-")
     assert step(s, "launch-template", "workers")["inputs"]["metadataOptions"]["httpTokens"] == "required"
+    # built in an earlier stage: the dependency is named across stages
+    for pool, role in (("workers", "worker"), ("databases", "worker"), ("spark", "spark")):
+        assert f"prepare/{role}-image-build" in step(s, "launch-template", pool)["after"]
 
 
 def test_each_hop_policy_rolls_workers_in_every_version_stage(each_hop):

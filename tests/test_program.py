@@ -36,6 +36,8 @@ def test_adopted_infrastructure_is_retained_and_imported(baseline):
     groups = [r for r in baseline.resources.values() if r.type == "aws:autoscaling/group:Group"]
     assert {g.import_id for g in groups} == {"aws-uswest2-prod-b-workers", "aws-uswest2-prod-b-db", "aws-uswest2-prod-b-spark"}
     assert all(g.retain_on_delete and "desiredCapacity" in g.ignore_changes for g in groups)
+    templates = [r for r in baseline.resources.values() if r.type == "aws:ec2/launchTemplate:LaunchTemplate"]
+    assert len(templates) == 3 and all(t.retain_on_delete for t in templates)
     releases = [r for r in baseline.resources.values() if r.type == "kubernetes:helm.sh/v3:Release" and r.import_id]
     assert {r.import_id for r in releases} >= {"kube-system/cluster-autoscaler", "ingress-nginx/ingress-nginx"}
     assert all(r.retain_on_delete for r in releases)
@@ -112,15 +114,28 @@ def test_remote_steps_get_every_variable_their_script_requires(baseline):
     import re
     import shlex
 
-    from components.steps import SCRIPTS_DIR
+    from components.steps import CONTROL_PLANE_LIB, SCRIPTS_DIR, script
 
     required = re.compile(r'\|\| bad "(KUBEHOP_[A-Z_]+) is required')
+    # lib.sh's functions (name -> definition): a step also requires what the ones it calls require.
+    lib = {m.group(1): m.group(0) for m in re.finditer(r"(?ms)^([a-z_]+)\(\) \{(?:[^\n]*\}$|.*?^\}$)",
+                                                       CONTROL_PLANE_LIB.read_text())}
+
+    def with_lib_used(text: str) -> str:
+        used, todo = set(), [text]
+        while todo:
+            for name in set(re.findall(r"\b[a-z_]+\b", todo.pop())) & lib.keys() - used:
+                used.add(name)
+                todo.append(lib[name])
+        return "\n".join([text, *(lib[name] for name in used)])
+
+    steps = [p for p in SCRIPTS_DIR.glob("control_plane/*.sh") if p != CONTROL_PLANE_LIB]
     remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
     assert len(remote) == 1 + 7 + 6 * 2  # snapshot, master0 chain, two other masters
     for r in remote:
         words = shlex.split(r.inputs["create"])
         assert words[:2] == ["sudo", "env"] and words[-2:] == ["bash", "-s"]
         env = dict(w.split("=", 1) for w in words[2:-2])
-        script = next(p for p in SCRIPTS_DIR.glob("control_plane/*.sh") if p.read_text() == r.inputs["stdin"])
-        missing = set(required.findall(script.read_text())) - set(env)
-        assert not missing, f"{r.name} runs {script.name} without {missing}"
+        step = next(p for p in steps if script(p.relative_to(SCRIPTS_DIR).as_posix()) == r.inputs["stdin"])
+        missing = set(required.findall(with_lib_used(step.read_text()))) - set(env)
+        assert not missing, f"{r.name} runs {step.name} without {missing}"

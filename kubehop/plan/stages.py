@@ -133,9 +133,20 @@ def _is_step(res: engine.Registered) -> bool:
     return res.custom and not res.type.startswith("pulumi:providers:")
 
 
-def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str]) -> list[dict]:
+def _nearest(deps: set[str], closure: dict[str, set[str]]) -> set[str]:
+    """Drop the dependencies that another one in the set already waits for."""
+    return {d for d in deps if not any(d in closure.get(o, set()) for o in deps if o != d)}
+
+
+def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
+               earlier: dict[str, str] | None = None) -> list[dict]:
     """The steps of one stage in dependency order, each with its nearest
-    in-stage dependencies, action, target, op, inputs, impact and risk."""
+    in-stage dependencies, action, target, op, inputs, impact and risk.
+
+    `earlier` maps resources changed by earlier stages to the stage's name:
+    a step's `after` lists the nearest of those it relies on ("stage/id"),
+    e.g. a launch template on the image the prepare stage built."""
+    earlier = earlier or {}
     ops: dict[str, str] = {}
     for urn, res in cur.resources.items():
         if _is_step(res):
@@ -143,7 +154,8 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str]) -> list[d
             if op:
                 ops[urn] = op
     deleted = [urn for urn, res in prev.resources.items() if urn not in cur.resources and _is_step(res)]
-    closure = _closure(_expand(cur))
+    direct = _expand(cur)
+    closure = _closure(direct)
     order = list(cur.resources)
     ids = {urn: cur.resources[urn].name for urn in ops}
     steps: dict[str, dict] = {}
@@ -152,12 +164,14 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str]) -> list[d
             continue
         res = cur.resources[urn]
         before = closure.get(urn, set()) & set(ops)
-        # nearest: drop those that another in-stage dependency already waits for
-        nearest = {d for d in before if not any(d in closure.get(o, set()) for o in before if o != d)}
+        via_stage = set().union(*(closure.get(b, set()) for b in before)) if before else set()
+        prior = _nearest({d for d in closure.get(urn, set()) - set(ops) - via_stage if d in earlier}, closure)
+        prior |= {d for d in direct.get(urn, set()) if d in earlier and d not in ops}
         action, target = impact.classify(res.name)
         text, risk = impact.describe(action, target, ops[urn], database=target in databases)
         steps[urn] = {"id": ids[urn], "action": action or "infrastructure", "target": target, "op": ops[urn],
-                      "resourceType": res.type, "dependsOn": sorted(ids[d] for d in nearest),
+                      "resourceType": res.type, "dependsOn": sorted(ids[d] for d in _nearest(before, closure)),
+                      "after": sorted(f"{earlier[d]}/{cur.resources[d].name}" for d in prior),
                       "inputs": res.inputs, "impact": text, "risk": risk,
                       "_after": before}
     ordered = _topological(steps, order)
@@ -166,7 +180,7 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str]) -> list[d
         action, target = impact.classify(res.name)
         text, risk = impact.describe(action, target, "delete")
         ordered.append({"id": res.name, "action": action or "infrastructure", "target": target, "op": "delete",
-                        "resourceType": res.type, "dependsOn": [], "inputs": {}, "impact": text, "risk": risk})
+                        "resourceType": res.type, "dependsOn": [], "after": [], "inputs": {}, "impact": text, "risk": risk})
     return ordered
 
 
@@ -241,6 +255,7 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     databases = {p.name for p in cfg.node_pools if p.database}
     current = baseline
     out_stages = []
+    changed_in: dict[str, str] = {}  # resource -> the last stage that changed it
     for stage in stages:
         current = dict(current)
         for key, value in stage.config.items():
@@ -248,13 +263,16 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         outputs = {**sibling, self_name: prev.outputs}
         run = _run(current, stack_file.secret_keys, stack, outputs, versions, stage.name)
         state = run.outputs.get("kubehop", {})
+        steps = diff_stage(prev, run, databases, changed_in)
+        changed_in.update({urn: stage.name for urn, res in run.resources.items()
+                           if any(x["id"] == res.name and x["resourceType"] == res.type for x in steps)})
         out_stages.append({
             "name": stage.name,
             "config": dict(stage.config),
             "controlPlane": state.get("controlPlaneVersion"),
             "workers": state.get("workerVersion"),
             "images": state.get("imageVersion"),
-            "steps": diff_stage(prev, run, databases),
+            "steps": steps,
         })
         prev = run
     return {"cluster": cfg.cluster.name, "stack": stack, "from": str(deployed.control_plane), "to": str(goal),
