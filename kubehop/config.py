@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kubehop import catalog
 from kubehop.catalog import Version
@@ -65,12 +65,14 @@ def _check_version(value: str) -> str:
         raise ValueError(f"{exc}|use a minor from the catalog ({', '.join(catalog.known_minors())}), e.g. \"1.27\"") from None
 
 
+Host = Annotated[str, AfterValidator(_check_host)]
+KubeVersion = Annotated[str, AfterValidator(_check_version)]
+
+
 class Bastion(Model):
-    host: str
+    host: Host
     user: str = "ubuntu"
     port: int = Field(22, ge=1, le=65535)
-
-    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
 
 
 class Ssh(Model):
@@ -104,7 +106,7 @@ class Cluster(Model):
 
 class Node(Model):
     name: str
-    host: str
+    host: Host
     port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator("name")
@@ -113,8 +115,6 @@ class Node(Model):
         if not _NAME_RE.match(v):
             raise ValueError("must be the Kubernetes node name (lowercase, digits, '-')|use the name `kubectl get nodes` shows")
         return v
-
-    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
 
 
 class Etcd(Model):
@@ -167,11 +167,9 @@ class ControlPlane(Model):
 class Adopt(Model):
     """What the cluster runs when kubehop first manages it (before any output exists)."""
 
-    kubernetes_version: str = Field(alias="kubernetesVersion")
-    worker_version: str | None = Field(None, alias="workerVersion")
+    kubernetes_version: KubeVersion = Field(alias="kubernetesVersion")
+    worker_version: KubeVersion | None = Field(None, alias="workerVersion")
     amis: dict[str, str] = Field(default_factory=dict)
-
-    _v = field_validator("kubernetes_version", "worker_version")(classmethod(lambda cls, v: v if v is None else _check_version(v)))
 
     @field_validator("amis")
     @classmethod
@@ -312,12 +310,10 @@ class ServiceSwitch(Model):
 
 
 class Replication(Model):
-    host: str
+    host: Host
     port: int = Field(3306, ge=1, le=65535)
     user: str = "kubehop"
     max_lag_seconds: int = Field(30, ge=0, le=3600, alias="maxLagSeconds")
-
-    _host = field_validator("host")(classmethod(lambda cls, v: _check_host(v)))
 
 
 class Mysql(Model):
@@ -381,8 +377,8 @@ class StackConfig(Model):
     """Everything under the `kubehop:` namespace of one stack."""
 
     cluster: Cluster
-    kubernetes_version: str = Field(alias="kubernetesVersion")
-    target_version: str | None = Field(None, alias="targetVersion")
+    kubernetes_version: KubeVersion = Field(alias="kubernetesVersion")
+    target_version: KubeVersion | None = Field(None, alias="targetVersion")
     worker_policy: Literal["each-hop", "efficient"] = Field("each-hop", alias="workerPolicy")
     adopt: Adopt
     ssh: Ssh = Field(default_factory=Ssh)
@@ -397,8 +393,6 @@ class StackConfig(Model):
     verify: Verify = Field(default_factory=Verify)
     # Secrets: the values never live in the model, only whether they are set.
     secrets_present: frozenset[str] = Field(default_factory=frozenset, alias="secretsPresent")
-
-    _v = field_validator("kubernetes_version", "target_version")(classmethod(lambda cls, v: v if v is None else _check_version(v)))
 
     @property
     def version(self) -> Version:
