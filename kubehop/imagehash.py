@@ -36,6 +36,7 @@ _ROLE_FILES: dict[str, tuple[str, ...]] = {
     # Relative to the packer/ directory; files/ is added as a whole below.
     "worker": (
         "worker.pkr.hcl",
+        "scripts/lib.sh",
         "scripts/base.sh",
         "scripts/containerd.sh",
         "scripts/kubernetes.sh",
@@ -43,6 +44,7 @@ _ROLE_FILES: dict[str, tuple[str, ...]] = {
     ),
     "spark": (
         "spark.pkr.hcl",
+        "scripts/lib.sh",
         "scripts/spark.sh",
         "scripts/cleanup.sh",
     ),
@@ -166,8 +168,8 @@ def content_hash(
 ) -> str:
     """12 hex digits of sha256 over everything that defines `role`'s image.
 
-    - worker: worker.pkr.hcl, files/*, scripts/{base,containerd,kubernetes,cleanup}.sh
-    - spark:  spark.pkr.hcl, scripts/spark.sh, scripts/cleanup.sh, plus the
+    - worker: worker.pkr.hcl, files/*, scripts/{lib,base,containerd,kubernetes,cleanup}.sh
+    - spark:  spark.pkr.hcl, scripts/{lib,spark,cleanup}.sh, plus the
       worker hash (so a worker-side edit also renames the Spark image)
 
     Files are hashed by sorted relative path and bytes, so the result does not

@@ -5,10 +5,10 @@
 #
 # Versions arrive as variables; nothing here names a Kubernetes version.
 # content_hash is kubehop.imagehash.content_hash("spark", variables=...),
-# which covers this template, scripts/spark.sh, scripts/cleanup.sh, the
-# worker's content hash and the version variables including worker_ami_id,
-# so an edit to either image's inputs or a rebuilt worker AMI yields a new
-# Spark AMI name.
+# which covers this template, scripts/spark.sh, scripts/cleanup.sh,
+# scripts/lib.sh, the worker's content hash and the version variables
+# including worker_ami_id, so an edit to either image's inputs or a rebuilt
+# worker AMI yields a new Spark AMI name.
 #
 # Build this file on its own (it shares variable names with worker.pkr.hcl):
 #   packer init spark.pkr.hcl
@@ -145,7 +145,8 @@ variable "tags" {
 }
 
 locals {
-  ami_name = "${var.ami_name_prefix}-${var.kubernetes_version}-${var.content_hash}"
+  ami_name   = "${var.ami_name_prefix}-${var.kubernetes_version}-${var.content_hash}"
+  remote_dir = "/tmp/kubehop"
   image_tags = merge(var.tags, {
     Name                         = local.ami_name
     "kubehop:role"               = "spark"
@@ -199,8 +200,20 @@ build {
   sources = ["source.amazon-ebs.spark"]
 
   provisioner "shell" {
+    inline = ["mkdir -p ${local.remote_dir}"]
+  }
+
+  # The helpers the scripts source; the worker build's copy was removed by
+  # its cleanup.sh, so this build uploads its own.
+  provisioner "file" {
+    sources     = ["${path.root}/scripts/lib.sh"]
+    destination = "${local.remote_dir}/"
+  }
+
+  provisioner "shell" {
     execute_command = local.execute_command
     environment_vars = [
+      "KUBEHOP_LIB=${local.remote_dir}/lib.sh",
       "KUBERNETES_VERSION=${var.kubernetes_version}",
       "JDK_PACKAGE=${var.jdk_package}",
       "HADOOP_VERSION=${var.hadoop_version}",
@@ -212,7 +225,11 @@ build {
 
   provisioner "shell" {
     execute_command = local.execute_command
-    scripts         = ["${path.root}/scripts/cleanup.sh"]
+    environment_vars = [
+      "KUBEHOP_FILES_DIR=${local.remote_dir}",
+      "KUBEHOP_LIB=${local.remote_dir}/lib.sh",
+    ]
+    scripts = ["${path.root}/scripts/cleanup.sh"]
   }
 
   post-processor "manifest" {

@@ -233,11 +233,13 @@ build {
   }
 
   # node-settings.yaml is the single source of node settings; nodesettings.py
-  # is how the scripts read it.
+  # is how the scripts read it; lib.sh holds the helpers every script sources
+  # (Packer runs each script on its own, so they cannot share code otherwise).
   provisioner "file" {
     sources = [
       "${path.root}/files/node-settings.yaml",
       "${path.root}/files/nodesettings.py",
+      "${path.root}/scripts/lib.sh",
     ]
     destination = "${local.remote_dir}/"
   }
@@ -246,6 +248,7 @@ build {
     execute_command = local.execute_command
     environment_vars = [
       "KUBEHOP_FILES_DIR=${local.remote_dir}",
+      "KUBEHOP_LIB=${local.remote_dir}/lib.sh",
       "KUBERNETES_VERSION=${var.kubernetes_version}",
       "KUBERNETES_MINOR=${var.kubernetes_minor}",
       "CONTAINERD_VERSION=${var.containerd_version}",
@@ -260,9 +263,12 @@ build {
   }
 
   provisioner "shell" {
-    execute_command  = local.execute_command
-    environment_vars = ["KUBEHOP_FILES_DIR=${local.remote_dir}"]
-    scripts          = ["${path.root}/scripts/cleanup.sh"]
+    execute_command = local.execute_command
+    environment_vars = [
+      "KUBEHOP_FILES_DIR=${local.remote_dir}",
+      "KUBEHOP_LIB=${local.remote_dir}/lib.sh",
+    ]
+    scripts = ["${path.root}/scripts/cleanup.sh"]
   }
 
   post-processor "manifest" {

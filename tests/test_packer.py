@@ -30,6 +30,7 @@ SCRIPTS = PACKER / "scripts"
 FILES = PACKER / "files"
 SETTINGS = FILES / "node-settings.yaml"
 SCRIPT_NAMES = ["base.sh", "containerd.sh", "kubernetes.sh", "cleanup.sh", "spark.sh"]
+LIB = SCRIPTS / "lib.sh"
 
 EXPECTED_REQUIRED = {
     "worker": {
@@ -246,8 +247,31 @@ def test_worker_uploads_the_settings_file_and_its_reader():
     assert sorted(upload["sources"]) == [
         "${path.root}/files/node-settings.yaml",
         "${path.root}/files/nodesettings.py",
+        "${path.root}/scripts/lib.sh",
     ]
     assert upload["destination"] == "${local.remote_dir}/"
+
+
+@pytest.mark.parametrize("role", imagehash.ROLES)
+def test_lib_sh_is_uploaded_before_the_scripts_and_passed_to_them(role):
+    provisioners = build_block(role)["provisioner"]
+    kinds = [next(iter(p)) for p in provisioners]
+    (upload_at,) = [
+        i for i, p in enumerate(provisioners) if "${path.root}/scripts/lib.sh" in p.get("file", {}).get("sources", [])
+    ]
+    assert provisioners[upload_at]["file"]["destination"] == "${local.remote_dir}/"
+    assert kinds[:upload_at] == ["shell"] and "inline" in provisioners[0]["shell"], "only the mkdir may come first"
+    assert 'remote_dir = "/tmp/kubehop"' in imagehash.template_path(role).read_text()
+    scripted = [i for i, p in enumerate(provisioners) if "scripts" in p.get("shell", {})]
+    assert scripted and min(scripted) > upload_at
+    for i in scripted:
+        env = provisioners[i]["shell"]["environment_vars"]
+        assert "KUBEHOP_LIB=${local.remote_dir}/lib.sh" in env
+    # cleanup.sh removes the upload directory, lib.sh included.
+    (cleanup,) = [
+        p["shell"] for p in provisioners if p.get("shell", {}).get("scripts") == ["${path.root}/scripts/cleanup.sh"]
+    ]
+    assert "KUBEHOP_FILES_DIR=${local.remote_dir}" in cleanup["environment_vars"]
 
 
 def _packer_files() -> list[Path]:
@@ -309,7 +333,7 @@ def test_node_settings_have_what_kubeadm_needs():
 )
 def test_settings_live_only_in_the_settings_file(token):
     assert token in SETTINGS.read_text()
-    for name in SCRIPT_NAMES:
+    for name in [*SCRIPT_NAMES, LIB.name]:
         assert token not in (SCRIPTS / name).read_text(), f"{name} duplicates setting {token!r}"
 
 
@@ -379,9 +403,60 @@ def test_shellcheck_clean():
     if shellcheck is None:
         pytest.fail("shellcheck is not installed: install it (apt-get install shellcheck) to lint packer/scripts/*.sh")
     out = subprocess.run(
-        [shellcheck, *[str(SCRIPTS / n) for n in SCRIPT_NAMES]], capture_output=True, text=True, timeout=60
+        [shellcheck, *[str(SCRIPTS / n) for n in SCRIPT_NAMES], str(LIB)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+LIB_FUNCTION = re.compile(r"^([a-z_]+)\(\) \{", flags=re.M)
+
+
+def test_lib_sh_is_strict_and_only_defines_functions():
+    lines = LIB.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert lines[1].startswith("# lib.sh: ")
+    code = [line for line in lines[1:] if line.strip() and not line.lstrip().startswith("#")]
+    assert code[0] == "set -euo pipefail"
+    # Sourcing it must leave no variable behind, only functions.
+    probe = (
+        'names() { compgen -v | grep -vxE "PIPESTATUS|_|before"; }; '
+        'before="$(names)"; source "$1"; diff <(echo "${before}") <(names)'
+    )
+    out = subprocess.run(
+        ["bash", "-c", probe, "probe", str(LIB)],
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, "lib.sh sets variables:\n" + out.stdout + out.stderr
+    assert set(LIB_FUNCTION.findall(LIB.read_text())) >= {"die", "log", "require_env", "resolve_root", "install_content"}
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_scripts_source_lib_sh_and_do_not_redefine_its_functions(name):
+    text = (SCRIPTS / name).read_text()
+    assert '\nsource "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"\n' in text
+    redefined = set(LIB_FUNCTION.findall(text)) & set(LIB_FUNCTION.findall(LIB.read_text()))
+    assert not redefined, f"{name} redefines lib.sh functions {redefined}"
+
+
+def test_scripts_run_from_packers_upload_location_with_kubehop_lib(tmp_path):
+    """Packer runs each script as /tmp/script_NNNN.sh: lib.sh is found only through KUBEHOP_LIB."""
+    remote = tmp_path / "remote"
+    uploads = tmp_path / "kubehop"
+    remote.mkdir()
+    uploads.mkdir()
+    script = remote / "script_1234.sh"
+    shutil.copy2(SCRIPTS / "cleanup.sh", script)
+    shutil.copy2(LIB, uploads / "lib.sh")
+    node = tmp_path / "node"
+    node.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "NODE_ROOT": str(node)}
+    out = subprocess.run(
+        [str(script)], env={**env, "KUBEHOP_LIB": str(uploads / "lib.sh")}, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.endswith("cleanup.sh: done\n")
+    out = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "lib.sh" in out.stderr
 
 
 # --- content hash -----------------------------------------------------------------
@@ -418,6 +493,17 @@ def test_content_hash_changes_with_settings_file(tmp_path):
     settings_copy = root / "files" / "node-settings.yaml"
     settings_copy.write_text(settings_copy.read_text().replace("524288", "1048576"))
     assert imagehash.content_hash("worker", root) != before
+
+
+def test_content_hash_changes_with_lib_sh_for_both_roles(tmp_path):
+    root = copy_packer(tmp_path)
+    before = {role: imagehash.content_hash(role, root) for role in imagehash.ROLES}
+    assert all(root / "scripts" / "lib.sh" in imagehash.role_files(role, root) for role in imagehash.ROLES)
+    with (root / "scripts" / "lib.sh").open("a") as handle:
+        handle.write("# edited\n")
+    after = {role: imagehash.content_hash(role, root) for role in imagehash.ROLES}
+    assert after["worker"] != before["worker"]
+    assert after["spark"] != before["spark"]
 
 
 def test_spark_only_edit_leaves_worker_hash(tmp_path):

@@ -11,55 +11,21 @@
 #   NODE_ROOT          optional: absolute path prefixed to every file this
 #                      script writes (tests run it against a sandbox); empty
 #                      on a real build
+#   KUBEHOP_LIB        optional: path of lib.sh, the shared helpers (Packer
+#                      passes the uploaded copy); default: next to this script
 #
 # Idempotent: files are rewritten only when their content differs, packages
 # are installed only when missing, swap is turned off only when on.
 set -euo pipefail
 
-readonly SELF="base.sh"
-
-die() { echo "${SELF}: error: $*" >&2; exit 1; }
-log() { echo "${SELF}: $*" >&2; }
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [[ -n "${!name:-}" ]] || die "required environment variable ${name} is not set (Packer passes it; see packer/worker.pkr.hcl)"
-  done
-}
+readonly SELF="base.sh" TEMPLATE="packer/worker.pkr.hcl"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
 require_env KUBEHOP_FILES_DIR
-ROOT="${NODE_ROOT:-}"
-if [[ -n "${ROOT}" ]]; then
-  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
-  ROOT="${ROOT%/}"
-fi
-SETTINGS="${KUBEHOP_FILES_DIR}/node-settings.yaml"
-SETTINGS_TOOL="${KUBEHOP_FILES_DIR}/nodesettings.py"
-[[ -f "${SETTINGS}" ]] || die "settings file ${SETTINGS} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
-[[ -f "${SETTINGS_TOOL}" ]] || die "settings reader ${SETTINGS_TOOL} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
+resolve_root
+locate_settings
 command -v python3 >/dev/null || die "python3 is required to read ${SETTINGS}"
-
-# Every call validates the whole settings file first and exits non-zero with
-# a message naming the bad key; call it only in plain assignments so that
-# `set -e` sees a failure.
-settings() { python3 "${SETTINGS_TOOL}" "${SETTINGS}" "$@"; }
-
-# install_content DEST MODE CONTENT: write CONTENT (plus a newline) to DEST
-# unless it already holds exactly that.
-install_content() {
-  local dest="$1" mode="$2" content="$3" tmp
-  tmp="$(mktemp)"
-  printf '%s\n' "${content}" >"${tmp}"
-  if [[ -f "${dest}" ]] && cmp -s "${tmp}" "${dest}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  mkdir -p "$(dirname "${dest}")"
-  install -m "${mode}" "${tmp}" "${dest}"
-  rm -f "${tmp}"
-  log "wrote ${dest}"
-}
 
 # A Packer SSH session can start while cloud-init is still running apt on
 # first boot; wait so apt/dpkg locks are free (real builds only).
@@ -80,9 +46,7 @@ if [[ -n "${prereq_text}" ]]; then
 fi
 if ((${#missing[@]} > 0)); then
   log "installing prerequisites: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -q
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+  apt_install --no-install-recommends "${missing[@]}"
 fi
 
 # --- kernel modules ---------------------------------------------------------
@@ -119,8 +83,7 @@ fi
 # --- the settings themselves, for operators and later audits --------------
 installed_path="${ROOT}$(settings get paths.installed_settings)"
 if ! cmp -s "${SETTINGS}" "${installed_path}"; then
-  mkdir -p "$(dirname "${installed_path}")"
-  install -m 0644 "${SETTINGS}" "${installed_path}"
+  install_file 0644 "${SETTINGS}" "${installed_path}"
   log "wrote ${installed_path}"
 fi
 

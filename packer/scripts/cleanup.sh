@@ -10,21 +10,18 @@
 #   KUBEHOP_FILES_DIR  optional: upload directory to delete; must be under /tmp/
 #   NODE_ROOT          optional: absolute path prefixed to every path this
 #                      script touches (tests); empty on a real build
+#   KUBEHOP_LIB        optional: path of lib.sh, the shared helpers (Packer
+#                      passes the uploaded copy); default: next to this script
 #
 # Idempotent: every step is a removal or truncation.
 set -euo pipefail
 shopt -s nullglob
 
 readonly SELF="cleanup.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
-die() { echo "${SELF}: error: $*" >&2; exit 1; }
-log() { echo "${SELF}: $*" >&2; }
-
-ROOT="${NODE_ROOT:-}"
-if [[ -n "${ROOT}" ]]; then
-  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
-  ROOT="${ROOT%/}"
-fi
+resolve_root
 files_dir="${KUBEHOP_FILES_DIR:-}"
 if [[ -n "${files_dir}" ]]; then
   [[ "${files_dir}" == /tmp/?* && "${files_dir}" != *..* ]] \

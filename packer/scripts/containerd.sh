@@ -16,64 +16,23 @@
 #                       nodesettings.py
 #   NODE_ROOT           optional: absolute path prefixed to every file this
 #                       script writes (tests); empty on a real build
+#   KUBEHOP_LIB         optional: path of lib.sh, the shared helpers (Packer
+#                       passes the uploaded copy); default: next to this script
 #
 # Idempotent: the repository, package and config are touched only when they
 # differ from what is wanted.
 set -euo pipefail
 
-readonly SELF="containerd.sh"
+readonly SELF="containerd.sh" TEMPLATE="packer/worker.pkr.hcl"
 readonly DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
-
-die() { echo "${SELF}: error: $*" >&2; exit 1; }
-log() { echo "${SELF}: $*" >&2; }
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [[ -n "${!name:-}" ]] || die "required environment variable ${name} is not set (Packer passes it; see packer/worker.pkr.hcl)"
-  done
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
 require_env CONTAINERD_VERSION KUBEHOP_FILES_DIR
 [[ "${CONTAINERD_VERSION}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
   || die "CONTAINERD_VERSION must look like x.y.z (no leading v, no package revision), got '${CONTAINERD_VERSION}'"
-ROOT="${NODE_ROOT:-}"
-if [[ -n "${ROOT}" ]]; then
-  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
-  ROOT="${ROOT%/}"
-fi
-SETTINGS="${KUBEHOP_FILES_DIR}/node-settings.yaml"
-SETTINGS_TOOL="${KUBEHOP_FILES_DIR}/nodesettings.py"
-[[ -f "${SETTINGS}" ]] || die "settings file ${SETTINGS} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
-[[ -f "${SETTINGS_TOOL}" ]] || die "settings reader ${SETTINGS_TOOL} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
-
-# Every call validates the whole settings file first and exits non-zero with
-# a message naming the bad key; call it only in plain assignments so that
-# `set -e` sees a failure.
-settings() { python3 "${SETTINGS_TOOL}" "${SETTINGS}" "$@"; }
-
-# install_content DEST MODE CONTENT: write CONTENT (plus a newline) to DEST
-# unless it already holds exactly that; sets CHANGED=1 if it wrote, else 0.
-CHANGED=0
-install_content() {
-  local dest="$1" mode="$2" content="$3" tmp
-  CHANGED=0
-  tmp="$(mktemp)"
-  printf '%s\n' "${content}" >"${tmp}"
-  if [[ -f "${dest}" ]] && cmp -s "${tmp}" "${dest}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  mkdir -p "$(dirname "${dest}")"
-  install -m "${mode}" "${tmp}" "${dest}"
-  rm -f "${tmp}"
-  CHANGED=1
-  log "wrote ${dest}"
-}
-
-apt_get() {
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"
-}
+resolve_root
+locate_settings
 
 systemd_cgroup="$(settings get containerd.systemd_cgroup)"
 config_rel="$(settings get paths.containerd_config)"
@@ -89,10 +48,8 @@ need_update=0
 if [[ ! -s "${keyring}" ]]; then
   log "fetching Docker's apt signing key"
   tmp_key="$(mktemp)"
-  curl -fsSL --proto '=https' --retry 5 "${DOCKER_REPO_URL}/gpg" -o "${tmp_key}" \
-    || die "cannot download ${DOCKER_REPO_URL}/gpg"
-  mkdir -p "$(dirname "${keyring}")"
-  install -m 0644 "${tmp_key}" "${keyring}"
+  download "${DOCKER_REPO_URL}/gpg" "${tmp_key}"
+  install_file 0644 "${tmp_key}" "${keyring}"
   rm -f "${tmp_key}"
   need_update=1
 fi
@@ -101,13 +58,10 @@ install_content "${ROOT}/etc/apt/sources.list.d/docker.list" 0644 \
 ((CHANGED)) && need_update=1
 
 # --- package ----------------------------------------------------------------
-installed="$(dpkg-query -W -f='${Version}' containerd.io 2>/dev/null || true)"
+installed="$(package_version containerd.io)"
 if [[ "${installed}" != "${CONTAINERD_VERSION}"-* ]]; then
   log "installing containerd.io=${CONTAINERD_VERSION}-* (installed: ${installed:-none})"
-  apt_get update
-  need_update=0
-  apt_get install -y --allow-change-held-packages --allow-downgrades \
-    -o Dpkg::Options::=--force-confold "containerd.io=${CONTAINERD_VERSION}-*"
+  apt_install_pinned "containerd.io=${CONTAINERD_VERSION}-*"
 elif ((need_update)); then
   apt_get update
 fi

@@ -16,23 +16,17 @@
 #                       nodesettings.py
 #   NODE_ROOT           optional: absolute path prefixed to every file this
 #                       script writes (tests); empty on a real build
+#   KUBEHOP_LIB         optional: path of lib.sh, the shared helpers (Packer
+#                       passes the uploaded copy); default: next to this script
 #
 # Idempotent: repository, packages, CNI plugins and files are touched only
 # when they differ from what is wanted.
 set -euo pipefail
 
-readonly SELF="kubernetes.sh"
+readonly SELF="kubernetes.sh" TEMPLATE="packer/worker.pkr.hcl"
 readonly PACKAGES=(kubelet kubeadm kubectl)
-
-die() { echo "${SELF}: error: $*" >&2; exit 1; }
-log() { echo "${SELF}: $*" >&2; }
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [[ -n "${!name:-}" ]] || die "required environment variable ${name} is not set (Packer passes it; see packer/worker.pkr.hcl)"
-  done
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
 require_env KUBERNETES_VERSION KUBERNETES_MINOR CNI_PLUGINS_VERSION CNI_PLUGINS_SHA256 KUBEHOP_FILES_DIR
 [[ "${KUBERNETES_VERSION}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
@@ -47,46 +41,9 @@ CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION#v}"
 CNI_PLUGINS_SHA256="${CNI_PLUGINS_SHA256,,}"
 [[ "${CNI_PLUGINS_SHA256}" =~ ^[0-9a-f]{64}$ ]] \
   || die "CNI_PLUGINS_SHA256 must be 64 hex digits, got '${CNI_PLUGINS_SHA256}'"
-ROOT="${NODE_ROOT:-}"
-if [[ -n "${ROOT}" ]]; then
-  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
-  ROOT="${ROOT%/}"
-fi
-SETTINGS="${KUBEHOP_FILES_DIR}/node-settings.yaml"
-SETTINGS_TOOL="${KUBEHOP_FILES_DIR}/nodesettings.py"
-[[ -f "${SETTINGS}" ]] || die "settings file ${SETTINGS} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
-[[ -f "${SETTINGS_TOOL}" ]] || die "settings reader ${SETTINGS_TOOL} not found (KUBEHOP_FILES_DIR=${KUBEHOP_FILES_DIR})"
-
-# Every call validates the whole settings file first and exits non-zero with
-# a message naming the bad key; call it only in plain assignments so that
-# `set -e` sees a failure.
-settings() { python3 "${SETTINGS_TOOL}" "${SETTINGS}" "$@"; }
-
-# install_content DEST MODE CONTENT: write CONTENT (plus a newline) to DEST
-# unless it already holds exactly that; sets CHANGED=1 if it wrote, else 0.
-CHANGED=0
-install_content() {
-  local dest="$1" mode="$2" content="$3" tmp
-  CHANGED=0
-  tmp="$(mktemp)"
-  printf '%s\n' "${content}" >"${tmp}"
-  if [[ -f "${dest}" ]] && cmp -s "${tmp}" "${dest}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  mkdir -p "$(dirname "${dest}")"
-  install -m "${mode}" "${tmp}" "${dest}"
-  rm -f "${tmp}"
-  CHANGED=1
-  log "wrote ${dest}"
-}
-
-apt_get() {
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"
-}
-
-WORK_DIR="$(mktemp -d)"
-trap 'rm -rf "${WORK_DIR}"' EXIT
+resolve_root
+locate_settings
+make_work_dir
 
 kubelet_env_path="${ROOT}$(settings get paths.kubelet_env)"
 kubelet_env="$(settings kubelet-env)"
@@ -101,12 +58,10 @@ install_content "${ROOT}/etc/apt/sources.list.d/kubernetes.list" 0644 \
 need_update="${CHANGED}"
 if ((need_update)) || [[ ! -s "${keyring}" ]]; then
   log "fetching the signing key of ${repo_url}"
-  curl -fsSL --proto '=https' --retry 5 "${repo_url}Release.key" -o "${WORK_DIR}/Release.key" \
-    || die "cannot download ${repo_url}Release.key"
+  download "${repo_url}Release.key" "${WORK_DIR}/Release.key"
   gpg --batch --yes --dearmor -o "${WORK_DIR}/keyring.gpg" "${WORK_DIR}/Release.key" \
     || die "cannot dearmor ${repo_url}Release.key"
-  mkdir -p "$(dirname "${keyring}")"
-  install -m 0644 "${WORK_DIR}/keyring.gpg" "${keyring}"
+  install_file 0644 "${WORK_DIR}/keyring.gpg" "${keyring}"
   need_update=1
 fi
 
@@ -136,9 +91,7 @@ stale=0
 all_pinned "${have}" || stale=1
 if ((stale)); then
   log "installing ${pinned[*]}"
-  apt_get update
-  apt_get install -y --allow-change-held-packages --allow-downgrades \
-    -o Dpkg::Options::=--force-confold "${pinned[@]}"
+  apt_install_pinned "${pinned[@]}"
 elif ((need_update)); then
   apt_get update
 fi
@@ -161,8 +114,8 @@ if [[ "$(cat "${cni_marker}" 2>/dev/null || true)" != "${cni_want}" ]]; then
   tarball="cni-plugins-linux-${arch}-v${CNI_PLUGINS_VERSION}.tgz"
   url="https://github.com/containernetworking/plugins/releases/download/v${CNI_PLUGINS_VERSION}/${tarball}"
   log "installing CNI plugins v${CNI_PLUGINS_VERSION} from ${url}"
-  curl -fsSL --proto '=https' --retry 5 "${url}" -o "${WORK_DIR}/${tarball}" || die "cannot download ${url}"
-  echo "${CNI_PLUGINS_SHA256}  ${WORK_DIR}/${tarball}" | sha256sum --check --status \
+  download "${url}" "${WORK_DIR}/${tarball}"
+  checksum_ok sha256 "${CNI_PLUGINS_SHA256}" "${WORK_DIR}/${tarball}" \
     || die "sha256 of ${tarball} is $(sha256sum "${WORK_DIR}/${tarball}" | cut -d' ' -f1), wanted ${CNI_PLUGINS_SHA256}"
   mkdir -p "${cni_dir}"
   tar -xzf "${WORK_DIR}/${tarball}" -C "${cni_dir}" --no-same-owner

@@ -19,23 +19,17 @@
 #   HADOOP_SHA512   required: sha512 of hadoop-<v>.tar.gz (128 hex digits)
 #   NODE_ROOT       optional: absolute path prefixed to every file this
 #                   script writes (tests); empty on a real build
+#   KUBEHOP_LIB     optional: path of lib.sh, the shared helpers (Packer
+#                   passes the uploaded copy); default: next to this script
 #
 # Idempotent: the JDK is installed only when missing, the tarball is fetched
 # only when /opt/hadoop-<version> is absent or was unpacked from another
 # tarball, files are rewritten only when their content differs.
 set -euo pipefail
 
-readonly SELF="spark.sh"
-
-die() { echo "${SELF}: error: $*" >&2; exit 1; }
-log() { echo "${SELF}: $*" >&2; }
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [[ -n "${!name:-}" ]] || die "required environment variable ${name} is not set (Packer passes it; see packer/spark.pkr.hcl)"
-  done
-}
+readonly SELF="spark.sh" TEMPLATE="packer/spark.pkr.hcl"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
 require_env KUBERNETES_VERSION JDK_PACKAGE HADOOP_VERSION HADOOP_MIRROR HADOOP_SHA512
 [[ "${KUBERNETES_VERSION}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "KUBERNETES_VERSION must look like x.y.z, got '${KUBERNETES_VERSION}'"
@@ -44,36 +38,11 @@ require_env KUBERNETES_VERSION JDK_PACKAGE HADOOP_VERSION HADOOP_MIRROR HADOOP_S
 [[ "${HADOOP_MIRROR}" == https://* ]] || die "HADOOP_MIRROR must be an https:// URL, got '${HADOOP_MIRROR}'"
 HADOOP_SHA512="${HADOOP_SHA512,,}"
 [[ "${HADOOP_SHA512}" =~ ^[0-9a-f]{128}$ ]] || die "HADOOP_SHA512 must be 128 hex digits, got '${HADOOP_SHA512}'"
-ROOT="${NODE_ROOT:-}"
-if [[ -n "${ROOT}" ]]; then
-  [[ "${ROOT}" == /* && -d "${ROOT}" ]] || die "NODE_ROOT must be an existing absolute directory, got '${ROOT}'"
-  ROOT="${ROOT%/}"
-fi
-
-# install_content DEST MODE CONTENT: write CONTENT (plus a newline) to DEST
-# unless it already holds exactly that; sets CHANGED=1 if it wrote, else 0.
-CHANGED=0
-install_content() {
-  local dest="$1" mode="$2" content="$3" tmp
-  CHANGED=0
-  tmp="$(mktemp)"
-  printf '%s\n' "${content}" >"${tmp}"
-  if [[ -f "${dest}" ]] && cmp -s "${tmp}" "${dest}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  mkdir -p "$(dirname "${dest}")"
-  install -m "${mode}" "${tmp}" "${dest}"
-  rm -f "${tmp}"
-  CHANGED=1
-  log "wrote ${dest}"
-}
-
-WORK_DIR="$(mktemp -d)"
-trap 'rm -rf "${WORK_DIR}"' EXIT
+resolve_root
+make_work_dir
 
 # --- the worker image underneath ---------------------------------------------------
-kubelet_version="$(dpkg-query -W -f='${Version}' kubelet 2>/dev/null || true)"
+kubelet_version="$(package_version kubelet)"
 [[ "${kubelet_version}" == "${KUBERNETES_VERSION}"-* ]] \
   || die "the source AMI has kubelet '${kubelet_version:-none}', not ${KUBERNETES_VERSION}: is worker_ami_id the kubehop worker AMI of this version?"
 
@@ -82,8 +51,7 @@ status="$(dpkg-query -W -f='${db:Status-Status}' "${JDK_PACKAGE}" 2>/dev/null ||
 if [[ "${status}" != "installed" ]]; then
   log "installing ${JDK_PACKAGE}"
   # The worker image's cleanup.sh removed the apt lists: update first.
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q update
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${JDK_PACKAGE}"
+  apt_install --no-install-recommends "${JDK_PACKAGE}"
 fi
 java_bin="$(dpkg-query -L "${JDK_PACKAGE}" | grep -E '/bin/java$' | head -n 1 || true)"
 [[ -n "${java_bin}" ]] || die "package ${JDK_PACKAGE} does not ship a bin/java; is it a JDK/JRE package?"
@@ -97,8 +65,8 @@ if [[ "$(cat "${marker}" 2>/dev/null || true)" != "${HADOOP_SHA512}" ]]; then
   tarball="hadoop-${HADOOP_VERSION}.tar.gz"
   url="${HADOOP_MIRROR%/}/hadoop-${HADOOP_VERSION}/${tarball}"
   log "installing Hadoop ${HADOOP_VERSION} from ${url}"
-  curl -fsSL --proto '=https' --retry 5 "${url}" -o "${WORK_DIR}/${tarball}" || die "cannot download ${url}"
-  echo "${HADOOP_SHA512}  ${WORK_DIR}/${tarball}" | sha512sum --check --status \
+  download "${url}" "${WORK_DIR}/${tarball}"
+  checksum_ok sha512 "${HADOOP_SHA512}" "${WORK_DIR}/${tarball}" \
     || die "sha512 of ${tarball} does not match HADOOP_SHA512"
   mkdir -p "${WORK_DIR}/unpack"
   # The documentation is most of the tarball and useless on a node.
