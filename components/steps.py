@@ -15,14 +15,25 @@ import pulumi_command as command
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+# The helpers the control-plane step scripts share, sent ahead of each of them.
+CONTROL_PLANE_LIB = SCRIPTS_DIR / "control_plane" / "lib.sh"
 # The interpreter of the project's virtualenv (Pulumi.yaml `virtualenv: .venv`):
 # the command provider does not inherit the program's PATH.
 PYTHON = ".venv/bin/python"
 
 
 def script(relpath: str) -> str:
-    """The text of a step script kept beside the components."""
-    return (SCRIPTS_DIR / relpath).read_text()
+    """The text of a script kept beside the components, as it is sent.
+
+    A control-plane step (`control_plane/*.sh`) is sent with lib.sh ahead of
+    it, so the one text on `bash -s`'s stdin holds every helper it calls; the
+    step then does not source lib.sh itself. Any other script is sent as it is.
+    """
+    path = (SCRIPTS_DIR / relpath).resolve()
+    text = path.read_text()
+    if path.parent == CONTROL_PLANE_LIB.parent and path != CONTROL_PLANE_LIB:
+        return CONTROL_PLANE_LIB.read_text() + "\n" + text
+    return text
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The control-plane step scripts (components/scripts/control_plane/*.sh), run for real.
 
-Each script is fed to `bash -s` on stdin, as `sudo env K=V ... bash -s` does on a
-master, with a PATH holding only recording stand-ins (tests/standins/cp_standin.py)
+Each script is fed to `bash -s` on stdin exactly as `sudo env K=V ... bash -s` gets
+it on a master (lib.sh, the helpers the steps share, then the step: the text
+components.steps.script() builds), with a PATH holding only recording stand-ins (tests/standins/cp_standin.py)
 for kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl, curl, gpg and aws,
 plus symlinks to the few real utilities the scripts may use. A tool the scripts
 should not call is simply not there. etcd_snapshot.sh runs against real etcd
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from components.steps import script as sent_text
+
 TESTS = Path(__file__).resolve().parent
 SCRIPTS = TESTS.parent / "components" / "scripts" / "control_plane"
 STANDIN = TESTS / "standins" / "cp_standin.py"
@@ -45,12 +48,17 @@ NODE_JSONPATH = ('jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="
                  '|{.status.nodeInfo.kubeletVersion}')
 
 STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl")
-# The only real programs on the scripts' PATH besides the stand-ins.
+# The only real programs on the scripts' PATH besides the stand-ins (dirname: a
+# step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
-              "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep")
+              "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep", "dirname")
 
 SCRIPT_NAMES = ("etcd_snapshot.sh", "package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh",
                 "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh")
+LIB = "lib.sh"  # not a step: the helpers the steps share, sent ahead of each of them
+# How a step loads lib.sh when it is run from its file: not at all when lib.sh came first on stdin.
+LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
+             'if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi')
 
 # (tool, regex on the argv) of every call that changes something.
 MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
@@ -208,11 +216,18 @@ class Rig:
         env.update(extra)
         return env
 
-    def run(self, script: str, drop: tuple[str, ...] = (), timeout: float = 30, **extra: str) -> Result:
+    def run(self, script: str, drop: tuple[str, ...] = (), timeout: float = 30, from_file: bool = False,
+            **extra: str) -> Result:
+        """`bash -s` with the text production sends on stdin; from_file: `bash <the script's file>`."""
         env = {k: v for k, v in self.env(**extra).items() if k not in drop}
         start = len(self.log.read_text().splitlines())
-        proc = subprocess.run([str(self.realbin / "bash"), "-s"], input=(SCRIPTS / script).read_text(),
-                              capture_output=True, text=True, env=env, timeout=timeout, cwd=self.tmp)
+        if from_file:
+            args, stdin = [str(self.realbin / "bash"), str(SCRIPTS / script)], ""
+        else:
+            args, stdin = [str(self.realbin / "bash"), "-s"], sent_text(f"control_plane/{script}")
+        # cwd holds no lib.sh: a step that sourced it while it came on stdin would fail.
+        proc = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=self.tmp)
         calls = [json.loads(line) for line in self.log.read_text().splitlines()[start:]]
         result = Result(proc.returncode, proc.stdout, proc.stderr, calls)
         check_every_run(self, script, result)
@@ -247,8 +262,34 @@ def skipped(result: Result, step: str, node: str = "master0") -> bool:
 
 
 # --------------------------------------------------------------------------- static checks
+FUNCTION = re.compile(r"^([a-z_][a-z0-9_]*)\(\) \{.*$", re.M)
+
+
+def functions(text: str) -> dict[str, str]:
+    """The top-level shell functions in `text`: name -> definition (one line, or up to a lone `}`)."""
+    found = {}
+    for m in FUNCTION.finditer(text):
+        end = m.end() if m.group(0).rstrip().endswith("}") else text.index("\n}\n", m.start()) + 2
+        found[m.group(1)] = text[m.start():end]
+    return found
+
+
+LIB_FUNCTIONS = functions((SCRIPTS / LIB).read_text())
+
+
+def lib_code_used(text: str) -> str:
+    """The definitions of the lib.sh functions `text` calls, directly or through each other."""
+    used: set[str] = set()
+    todo = [text]
+    while todo:
+        for name in set(re.findall(r"\b[a-z_][a-z0-9_]*\b", todo.pop())) & LIB_FUNCTIONS.keys() - used:
+            used.add(name)
+            todo.append(LIB_FUNCTIONS[name])
+    return "\n".join(LIB_FUNCTIONS[name] for name in sorted(used))
+
+
 def test_every_expected_script_exists_and_nothing_else():
-    assert sorted(p.name for p in SCRIPTS.glob("*.sh")) == sorted(SCRIPT_NAMES)
+    assert sorted(p.name for p in SCRIPTS.glob("*.sh")) == sorted([*SCRIPT_NAMES, LIB])
 
 
 def test_shellcheck_is_clean():
@@ -270,13 +311,20 @@ def test_script_shape(name: str):
             break
         header.append(line)
     assert lines[len(header) + 1] == "set -euo pipefail", "set -euo pipefail must follow the header comment"
-    # Self-contained: it is sent alone on stdin.
+    # Self-contained once sent: lib.sh comes ahead of it on stdin. Only when run from
+    # its file does it source lib.sh, its one and only source, right after the set line.
     assert not re.search(r"^\s*(source|\.)\s", text, re.M)
+    assert tuple(lines[len(header) + 2:len(header) + 4]) == LIB_GUARD, "the lib.sh guard must follow set -euo pipefail"
+    sourcing = [l for l in lines if not l.lstrip().startswith("#") and re.search(r"(^|[;&|]|then)\s*(source|\.)\s", l)]
+    assert sourcing == [LIB_GUARD[1]], "lib.sh is the only file a step may source"
+    # lib.sh's helpers live only there: a step redefining one would silently replace it.
+    assert not functions(text).keys() & LIB_FUNCTIONS.keys()
     # Runs from main with stdin closed, so nothing can read the rest of the script.
     assert [l for l in lines if l.strip()][-1] == 'main "$@" </dev/null'
-    # Every variable it reads is documented in the header.
+    # Every variable it reads, itself or through the lib.sh helpers it calls, is documented in the header.
     code = "\n".join(lines[len(header) + 1:])
-    used = set(re.findall(r"\b((?:KUBEHOP|ETCDCTL)_[A-Z0-9_]+)\b", code)) - {"ETCDCTL_API"}
+    used = set(re.findall(r"\b((?:KUBEHOP|ETCDCTL)_[A-Z0-9_]+)\b", code + "\n" + lib_code_used(text)))
+    used -= {"ETCDCTL_API"}
     undocumented = sorted(v for v in used if v not in "\n".join(header))
     assert not undocumented, f"{name} reads {undocumented} without documenting them in its header"
     # Every /etc or /var path can be moved under KUBEHOP_ROOT.
@@ -287,6 +335,44 @@ def test_script_shape(name: str):
         for m in re.finditer(r"/(etc|var)/", line):
             assert line[:m.start()].endswith(("$ROOT", "${ROOT}")), \
                 f"{name}:{number}: path not under KUBEHOP_ROOT: {line.strip()}"
+
+
+def test_lib_shape():
+    text = (SCRIPTS / LIB).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    header = []
+    for line in lines[1:]:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    assert header and lines[len(header) + 1] == "set -euo pipefail", "set -euo pipefail must follow the header comment"
+    # No side effects: besides `set`, only comments and function definitions at the top level.
+    body = text.split("\n", len(header) + 2)[-1]
+    for definition in functions(body).values():
+        body = body.replace(definition, "", 1)
+    stray = [l for l in body.splitlines() if l.strip() and not l.startswith("#")]
+    assert stray == [], f"lib.sh may only define functions: {stray}"
+    assert "kubehop_lib_loaded" in LIB_FUNCTIONS and "main" not in LIB_FUNCTIONS
+    # Shared, not parked: every helper serves at least two steps.
+    for helper in LIB_FUNCTIONS:
+        users = [n for n in SCRIPT_NAMES if re.search(rf"\b{helper}\b", lib_code_used((SCRIPTS / n).read_text()))]
+        assert len(users) >= 2, f"lib.sh's {helper} is used only by {users}: keep it in that step"
+    # Every /etc or /var path can be moved under KUBEHOP_ROOT.
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("#") or "/etc/kubernetes/admin.conf}" in line:
+            continue
+        for m in re.finditer(r"/(etc|var)/", line):
+            assert line[:m.start()].endswith(("$ROOT", "${ROOT}")), f"{LIB}:{number}: path not under KUBEHOP_ROOT"
+
+
+def test_each_step_is_sent_after_lib_and_other_scripts_alone():
+    lib = (SCRIPTS / LIB).read_text()
+    for name in SCRIPT_NAMES:
+        assert sent_text(f"control_plane/{name}") == lib + "\n" + (SCRIPTS / name).read_text()
+    assert sent_text(f"control_plane/{LIB}") == lib
+    user_data = SCRIPTS.parent / "node_pool" / "user_data.sh"
+    assert sent_text("node_pool/user_data.sh") == user_data.read_text()
 
 
 REQUIRED = {
@@ -304,6 +390,20 @@ def test_missing_required_input_exits_2_naming_it(rig: Rig, name: str, var: str)
     assert result.rc == 2, result.err
     assert re.search(rf"^kubehop: {var} is required \(e\.g\. \S+", result.err, re.M), result.err
     assert result.calls == []
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_run_from_its_file_a_step_sources_lib(rig: Rig, name: str):
+    result = rig.run(name, drop=("KUBEHOP_NODE",), from_file=True, KUBEHOP_HOP=HOP, **repo_env())
+    assert result.rc == 2 and re.search(r"^kubehop: KUBEHOP_NODE is required \(e\.g\. \S+", result.err, re.M), result.err
+    assert result.calls == []
+
+
+def test_a_step_run_from_its_file_does_its_work(rig: Rig):
+    first = rig.run("drain.sh", from_file=True, KUBEHOP_DRAIN_TIMEOUT="5")
+    assert first.rc == 0, first.err
+    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}", DRAIN]
+    assert "done: master0 drained" in first.out
 
 
 @pytest.mark.parametrize(("name", "extra", "message"), [

@@ -14,36 +14,19 @@
 # upgraded and the later steps take it from there).
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=drain
 
-say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
-fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
-bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
-
-validate_common() {
-  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
-  [[ -n ${KUBEHOP_VERSION:-} ]] || bad "KUBEHOP_VERSION is required (e.g. 1.27.16)"
-  [[ $KUBEHOP_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || bad "KUBEHOP_VERSION must be an exact version without 'v', e.g. 1.27.16 (got '$KUBEHOP_VERSION')"
-  if [[ -n ${KUBEHOP_MINOR:-} && $KUBEHOP_MINOR != "${KUBEHOP_VERSION%.*}" ]]; then
-    bad "KUBEHOP_MINOR=$KUBEHOP_MINOR does not match KUBEHOP_VERSION=$KUBEHOP_VERSION"
-  fi
-  KCFG=${KUBEHOP_KUBECONFIG:-/etc/kubernetes/admin.conf}
-}
-
-seconds() { # NAME VALUE
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
-}
-
 main() {
   validate_common
+  use_kubeconfig
   local limit=${KUBEHOP_DRAIN_TIMEOUT:-900} running rc=0 blocked
   seconds KUBEHOP_DRAIN_TIMEOUT "$limit"
   local node=$KUBEHOP_NODE
 
-  running=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s get node "$node" \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>&1) \
+  running=$(node_kubelet_version 2>&1) \
     || fail "cannot read node $node from the API server: $running; check the node name and $KCFG; nothing was changed"
   if [[ $running == "v$KUBEHOP_VERSION" ]]; then
     say "already done (kubelet on $node reports $running), skipping"

@@ -25,25 +25,16 @@
 # Already done when <dir>/etcd-<hop>.db exists and verifies (and is in S3 when asked).
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=etcd-snapshot
 
-say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
-fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
-bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
-
-seconds() { # NAME VALUE
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
-}
-
 validate() {
-  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
+  validate_node
   [[ -n ${KUBEHOP_HOP:-} ]] || bad "KUBEHOP_HOP is required (e.g. before-1.27.16)"
   [[ $KUBEHOP_HOP =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || bad "KUBEHOP_HOP may hold only letters, digits, '.', '_' and '-' (got '$KUBEHOP_HOP')"
-  ROOT=${KUBEHOP_ROOT:-}
-  ROOT=${ROOT%/}
-  [[ -z $ROOT || $ROOT == /* ]] || bad "KUBEHOP_ROOT must be an absolute path (got '$ROOT')"
+  validate_root
   DIR=${KUBEHOP_SNAPSHOT_DIR:-$ROOT/var/backups/kubehop/etcd}
   DIR=${DIR%/}
   [[ $DIR == /* ]] || bad "KUBEHOP_SNAPSHOT_DIR must be an absolute path (got '$DIR')"

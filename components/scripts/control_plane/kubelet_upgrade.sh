@@ -16,27 +16,10 @@
 # v<version>; when only the restart is missing, it just restarts kubelet.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=kubelet-upgrade
-
-say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
-fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
-bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
-
-validate_common() {
-  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
-  [[ -n ${KUBEHOP_VERSION:-} ]] || bad "KUBEHOP_VERSION is required (e.g. 1.27.16)"
-  [[ $KUBEHOP_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || bad "KUBEHOP_VERSION must be an exact version without 'v', e.g. 1.27.16 (got '$KUBEHOP_VERSION')"
-  if [[ -n ${KUBEHOP_MINOR:-} && $KUBEHOP_MINOR != "${KUBEHOP_VERSION%.*}" ]]; then
-    bad "KUBEHOP_MINOR=$KUBEHOP_MINOR does not match KUBEHOP_VERSION=$KUBEHOP_VERSION"
-  fi
-  KCFG=${KUBEHOP_KUBECONFIG:-/etc/kubernetes/admin.conf}
-}
-
-seconds() { # NAME VALUE
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
-}
 
 kubelet_binary() { # prints e.g. v1.27.16, or nothing
   local out
@@ -49,13 +32,9 @@ kubectl_binary() { # prints e.g. v1.27.16, or nothing
     | sed -n 's/^ *"gitVersion": *"\([^"]*\)".*/\1/p' | head -n1 || true
 }
 
-kubelet_running() { # what the node's kubelet reports to the API server, or nothing
-  timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s get node "$KUBEHOP_NODE" \
-    -o 'jsonpath={.status.nodeInfo.kubeletVersion}' 2>/dev/null || true
-}
-
 main() {
   validate_common
+  use_kubeconfig
   local limit=${KUBEHOP_APT_TIMEOUT:-600} kubelet_v kubectl_v running rc=0
   seconds KUBEHOP_APT_TIMEOUT "$limit"
   local want="v$KUBEHOP_VERSION"
@@ -63,23 +42,17 @@ main() {
   kubelet_v=$(kubelet_binary)
   kubectl_v=$(kubectl_binary)
   if [[ $kubelet_v == "$want" && $kubectl_v == "$want" ]]; then
-    running=$(kubelet_running)
+    running=$(node_kubelet_version 2>/dev/null || true)
     if [[ $running == "$want" ]]; then
       say "already done (kubelet and kubectl binaries are $want and the node's kubelet reports $want), skipping"
       return 0
     fi
     say "kubelet and kubectl binaries are already $want but the node reports kubelet '${running:-unknown}'; restarting kubelet"
   else
-    export DEBIAN_FRONTEND=noninteractive
-    local -a apt_opts=(-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
     OUT=$(mktemp)
     trap 'rm -f "$OUT"' EXIT
     say "kubelet is ${kubelet_v:-not installed}, kubectl is ${kubectl_v:-not installed}; installing kubelet and kubectl $KUBEHOP_VERSION-* (timeout ${limit}s)"
-    timeout 120 apt-mark unhold kubelet kubectl || fail "apt-mark unhold kubelet kubectl failed (see above); is dpkg busy or broken? ('dpkg --audit')"
-    timeout --kill-after=30 "$limit" apt-get "${apt_opts[@]}" install -y --allow-change-held-packages \
-      "kubelet=$KUBEHOP_VERSION-*" "kubectl=$KUBEHOP_VERSION-*" 2>&1 | tee "$OUT" || rc=$?
-    # Hold again whatever happened, so neither can drift with a later apt-get upgrade.
-    timeout 120 apt-mark hold kubelet kubectl || fail "apt-mark hold kubelet kubectl failed (see above); run it by hand so they cannot drift"
+    apt_install_held "$limit" kubelet kubectl || rc=$?
     if ((rc != 0)); then
       if grep -q "was not found" "$OUT"; then
         fail "kubelet/kubectl $KUBEHOP_VERSION are not in the configured apt repo; check that the package-repo step switched to v${KUBEHOP_VERSION%.*} ('apt-cache madison kubelet'); kubelet was not restarted"

@@ -20,17 +20,15 @@
 # Already done when the list is exactly that line and the keyring exists.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=package-repo
 
-say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
 warn() { printf 'kubehop: %s on %s: WARNING: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; }
-fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
-bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
 
 validate() {
-  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
+  validate_node
   [[ -n ${KUBEHOP_REPO_URL:-} ]] || bad "KUBEHOP_REPO_URL is required (e.g. https://pkgs.k8s.io/core:/stable:/v1.27/deb/)"
   [[ $KUBEHOP_REPO_URL == https://?* && $KUBEHOP_REPO_URL != *[[:space:]\]\[]* ]] || bad "KUBEHOP_REPO_URL must be an https:// URL without spaces or brackets (got '$KUBEHOP_REPO_URL')"
   [[ -n ${KUBEHOP_REPO_KEY_URL:-} ]] || bad "KUBEHOP_REPO_KEY_URL is required (e.g. https://pkgs.k8s.io/core:/stable:/v1.27/deb/Release.key)"
@@ -42,13 +40,7 @@ validate() {
       bad "KUBEHOP_MINOR=$KUBEHOP_MINOR does not match KUBEHOP_VERSION=$KUBEHOP_VERSION"
     fi
   fi
-  ROOT=${KUBEHOP_ROOT:-}
-  ROOT=${ROOT%/}
-  [[ -z $ROOT || $ROOT == /* ]] || bad "KUBEHOP_ROOT must be an absolute path (got '$ROOT')"
-}
-
-seconds() { # NAME VALUE
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
+  validate_root
 }
 
 restore() { # put back the list and keyring saved before this run

@@ -14,34 +14,16 @@
 # v<version>. Uncordoning a schedulable node is skipped, so re-runs are safe.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=uncordon
-
-say() { printf 'kubehop: %s on %s: %s\n' "$STEP" "$KUBEHOP_NODE" "$*"; }
-fail() { printf 'kubehop: %s on %s: FAILED: %s\n' "$STEP" "$KUBEHOP_NODE" "$*" >&2; exit 1; }
-bad() { printf 'kubehop: %s\n' "$*" >&2; exit 2; }
-
-validate_common() {
-  [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
-  [[ -n ${KUBEHOP_VERSION:-} ]] || bad "KUBEHOP_VERSION is required (e.g. 1.27.16)"
-  [[ $KUBEHOP_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || bad "KUBEHOP_VERSION must be an exact version without 'v', e.g. 1.27.16 (got '$KUBEHOP_VERSION')"
-  if [[ -n ${KUBEHOP_MINOR:-} && $KUBEHOP_MINOR != "${KUBEHOP_VERSION%.*}" ]]; then
-    bad "KUBEHOP_MINOR=$KUBEHOP_MINOR does not match KUBEHOP_VERSION=$KUBEHOP_VERSION"
-  fi
-  KCFG=${KUBEHOP_KUBECONFIG:-/etc/kubernetes/admin.conf}
-}
-
-seconds() { # NAME VALUE
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || bad "$1 must be a whole number of seconds (got '$2')"
-}
 
 # One look at the node: sets UNSCHEDULABLE (true or empty), READY (True,
 # False, Unknown or empty) and KUBELET (e.g. v1.27.16); LOOK_ERROR on failure.
 look() {
   local out
-  if ! out=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s get node "$KUBEHOP_NODE" \
-      -o 'jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}|{.status.nodeInfo.kubeletVersion}' 2>&1); then
+  if ! out=$(node_get '{.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}|{.status.nodeInfo.kubeletVersion}' 2>&1); then
     LOOK_ERROR=${out//$'\n'/ }
     return 1
   fi
@@ -52,6 +34,7 @@ describe() { printf 'schedulable=%s Ready=%s kubelet=%s' "$([[ $UNSCHEDULABLE ==
 
 main() {
   validate_common
+  use_kubeconfig
   local limit=${KUBEHOP_READY_TIMEOUT:-300} interval=${KUBEHOP_POLL_INTERVAL:-5} deadline last
   seconds KUBEHOP_READY_TIMEOUT "$limit"
   [[ $interval =~ ^[0-9]+(\.[0-9]+)?$ && ! $interval =~ ^0+(\.0+)?$ ]] || bad "KUBEHOP_POLL_INTERVAL must be a positive number of seconds (got '$interval')"
