@@ -1,0 +1,162 @@
+"""The control-plane steps as the program sends them, over a real sshd.
+
+The offline plan records each remote step's command line and stdin exactly
+as `command:remote:Command` would send them. Here a real OpenSSH server on
+127.0.0.1 plays master0 (its PATH holds the recording stand-ins for kubeadm,
+kubectl, apt-get ... and a `sudo` that just runs the command), and the real
+OpenSSH client sends every step of master0 in the plan's order: the first
+pass upgrades the fake master, the second pass finds everything done.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kubehop.plan.stages import build, read_stack_file
+from tests.plan_helpers import prod_b
+from tests.test_control_plane_scripts import NEW, NEW_DEB, Rig, is_mutating
+
+SSHD = "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def master0_steps() -> list[dict]:
+    """master0's remote steps of the 1.27.16 stage, in the plan's order (the
+    snapshot is left out: it needs etcd, tested on its own against a real one)."""
+    plan = build(read_stack_file(prod_b()), stack="prod-b", to="1.27", policy=None)
+    stage = next(s for s in plan["stages"] if s["name"] == "1.27.16")
+    steps = [s for s in stage["steps"] if s["target"] == "master0" and s["resourceType"] == "command:remote:Command"
+             and s["action"] != "etcd-snapshot"]
+    assert [s["action"] for s in steps] == ["package-repo", "kubeadm-install", "kubeadm-plan", "kubeadm-apply",
+                                            "drain", "kubelet-upgrade", "uncordon"]
+    return steps
+
+
+class Sshd:
+    """A throwaway sshd on loopback that logs in with one generated key."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]):
+        assert os.path.exists(SSHD), "openssh-server is missing: `make test` installs it (scripts/install-test-deps.sh)"
+        assert os.geteuid() == 0, "sshd's privilege separation needs root (CI runs as root)"
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.dir = tmp / "sshd"
+        self.dir.mkdir()
+        self.key = self.dir / "id_ed25519"
+        for path in (self.dir / "host_key", self.key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        (self.dir / "authorized_keys").write_text((self.dir / "id_ed25519.pub").read_text())
+        self.port = free_port()
+        setenv = " ".join(f"{k}={v}" for k, v in env.items())
+        config = self.dir / "sshd_config"
+        config.write_text(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self.dir / 'host_key'}
+AuthorizedKeysFile {self.dir / 'authorized_keys'}
+PidFile {self.dir / 'sshd.pid'}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+SetEnv {setenv}
+""")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(self.dir / "sshd.log", "w"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"sshd did not start: {(self.dir / 'sshd.log').read_text()}")
+
+    def run(self, command: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             "root@127.0.0.1", command],
+            input=stdin, capture_output=True, text=True, timeout=60)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def master0(tmp_path: Path):
+    rig = Rig(tmp_path)
+    sudo = rig.bin / "sudo"
+    sudo.write_text('#!/bin/sh\nexec "$@"\n')  # the steps run as root already
+    sudo.chmod(0o755)
+    for tool in ("sh", "dirname", "sleep", "date", "sort", "head", "tail", "tr", "sed", "awk", "cut", "wc", "ls",
+                 "stat", "id", "printf", "true", "test", "basename", "readlink", "xargs", "printenv"):
+        real = shutil.which(tool)
+        if real and not (rig.realbin / tool).exists():
+            (rig.realbin / tool).symlink_to(real)
+    # sandbox: every /etc and /var path under the rig's root; never the real machine
+    env = {"PATH": f"{rig.bin}:{rig.realbin}", "KUBEHOP_ROOT": str(rig.root), "KUBEHOP_KUBECONFIG": rig.kubeconfig,
+           "KUBEHOP_POLL_INTERVAL": "0.2", "TMPDIR": str(rig.scratch), "LC_ALL": "C"}
+    sshd = Sshd(tmp_path, env)
+    try:
+        probe = sshd.run("echo \"$KUBEHOP_ROOT\"")
+        assert probe.returncode == 0 and probe.stdout.strip() == str(rig.root), \
+            f"sshd did not set the sandbox environment; refusing to run steps: {probe.stdout}{probe.stderr}"
+        yield rig, sshd
+    finally:
+        sshd.stop()
+
+
+def calls_since(rig: Rig, start: int) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in rig.log.read_text().splitlines()[start:]]
+
+
+def test_master0_steps_over_ssh_upgrade_then_skip(master0, master0_steps):
+    rig, sshd = master0
+    for step in master0_steps:
+        assert step["inputs"]["create"].startswith("sudo env ") and step["inputs"]["create"].endswith(" bash -s")
+        start = len(rig.log.read_text().splitlines())
+        result = sshd.run(step["inputs"]["create"], step["inputs"]["stdin"])
+        assert result.returncode == 0, f"{step['id']}: {result.stdout}{result.stderr}"
+        calls = calls_since(rig, start)
+        if step["action"] == "kubeadm-apply":
+            applies = [c for c in calls if c["cmd"] == "kubeadm" and c["argv"][:2] == ["upgrade", "apply"]]
+            assert applies and applies[0]["argv"][2] == f"v{NEW}" and "--yes" in applies[0]["argv"]
+            assert "--force" not in applies[0]["argv"], "forceApply is off in prod-b"
+        if step["action"] == "drain":
+            drains = [c for c in calls if c["cmd"] == "kubectl" and "drain" in c["argv"]]
+            assert drains and {"--ignore-daemonsets", "--delete-emptydir-data"} <= set(drains[0]["argv"])
+    state = rig.state()
+    assert state["packages"] == {"kubeadm": NEW_DEB, "kubelet": NEW_DEB, "kubectl": NEW_DEB}
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
+    assert state["node"]["unschedulable"] is False and state["kubelet_running"] == NEW
+
+    # `pulumi up` again (or a step re-run after a failure): every step finds its work done
+    start = len(rig.log.read_text().splitlines())
+    for step in master0_steps:
+        again = sshd.run(step["inputs"]["create"], step["inputs"]["stdin"])
+        assert again.returncode == 0 and "already done" in again.stdout, f"{step['id']}: {again.stdout}{again.stderr}"
+    assert [c for c in calls_since(rig, start) if is_mutating(c)] == []
+
+
+def test_a_failing_step_stops_with_its_reason_over_ssh(master0, master0_steps):
+    rig, sshd = master0
+    rig.fail("apt-get", r"\binstall\b", rc=100, stderr="E: Unable to locate package kubeadm")
+    repo, install = master0_steps[0], master0_steps[1]
+    assert sshd.run(repo["inputs"]["create"], repo["inputs"]["stdin"]).returncode == 0
+    result = sshd.run(install["inputs"]["create"], install["inputs"]["stdin"])
+    assert result.returncode == 1
+    assert "kubehop: kubeadm-install on master0: FAILED:" in result.stderr
+    assert rig.state()["packages"]["kubeadm"] != NEW_DEB
