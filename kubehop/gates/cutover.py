@@ -24,7 +24,7 @@ from typing import Any
 from kubehop.gates.common import GateError, Verdict, add_poll_arguments, poll
 
 # The same kubectl flags as every kube gate: --kubectl --kubeconfig --context --request-timeout.
-from kubehop.gates.kube import add_kubectl_arguments
+from kubehop.gates.kube import KubectlError, add_kubectl_arguments, selector_string
 
 REPLICAS_ANNOTATION = "kubehop.io/replicas-before-stop"
 
@@ -218,25 +218,13 @@ def _workload(text: str) -> tuple[str, str]:
 
 
 def label_selector(selector: dict | None) -> str:
-    """A workload's spec.selector as a `kubectl get -l` string."""
+    """A workload's spec.selector as a `kubectl get -l` string (never empty)."""
     if not selector:
         raise GateError("workload has no spec.selector: cannot find its pods")
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            raise GateError(f"unsupported selector operator {op!r}")
-    if not parts:
-        raise GateError("workload has an empty spec.selector: refusing to match every pod")
-    return ",".join(parts)
+    try:
+        return selector_string(selector)
+    except KubectlError as exc:
+        raise GateError(f"{exc}: refusing to match every pod") from None
 
 
 def _replicas(obj: dict) -> int:

@@ -321,9 +321,9 @@ def kubectl(state: dict) -> None:
             return
         if mode == "pdb":
             timeout = next((a.split("=", 1)[1] for a in args if a.startswith("--timeout=")), "0s")
-            print(f"evicting pod prod/web-0\nevicting pod prod/web-1\n"
-                  f'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.\n'
-                  f'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.')
+            print("evicting pod prod/web-0\nevicting pod prod/web-1\n"
+                  'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.\n'
+                  'error when evicting pods/"web-0" -n "prod" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.')
             die(1, f"There are pending nodes to be drained:\n {name}\n"
                    f'error: unable to drain node "{name}" due to error:[error when evicting pods/"web-0" -n "prod": '
                    f"global timeout reached: {timeout}], continuing command...")
