@@ -83,6 +83,9 @@ pulumi.export(state.OUTPUT, {
     "imageVersion": str(hop.image),
     "amis": amis,
     "traffic": traffic_state,
+    # stopped from the maintaining run until the serving run starts it again
+    "mirrorMaker": "stopped" if cfg.kafka and traffic_state == "maintaining" else
+                   current.mirror_maker if traffic_state == "maintaining" else "running",
 })
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("hop", hop.name)

@@ -32,15 +32,7 @@ class Deployed:
     image: Version | None = None
     amis: dict[str, str] = field(default_factory=dict)
     traffic: str = "serving"
-
-    def to_output(self) -> dict:
-        return {
-            "controlPlaneVersion": str(self.control_plane),
-            "workerVersion": str(self.workers),
-            "imageVersion": str(self.image) if self.image else None,
-            "amis": dict(self.amis),
-            "traffic": self.traffic,
-        }
+    mirror_maker: str = "running"
 
     @classmethod
     def from_output(cls, data: dict) -> "Deployed":
@@ -51,6 +43,7 @@ class Deployed:
             Version.parse(image) if image else None,
             dict(data.get("amis") or {}),
             data.get("traffic") or "serving",
+            data.get("mirrorMaker") or "running",
         )
 
 

@@ -31,6 +31,10 @@ def problems(cfg: StackConfig, hop: Hop, sibling_traffic: str | None) -> list[Co
             key="kubehop:traffic.state", value=wanted,
             message="returns users in the same run that upgrades the control plane",
             fix="finish the version hop while maintaining, then set serving in its own `pulumi up`"))
+    if wanted == "serving" and hop.deployed.mirror_maker == "stopped" and cfg.kafka is None:
+        out.append(ConfigProblem(
+            key="kubehop:kafka", message="was removed while MirrorMaker is stopped: serving would leave it stopped",
+            fix="put kubehop:kafka back so the serving run starts MirrorMaker on both clusters"))
     if wanted == "serving" and cfg.kafka is not None and cfg.sibling is None:
         out.append(ConfigProblem(
             key="kubehop:sibling", message="is required to restart MirrorMaker on both clusters before serving",

@@ -139,3 +139,47 @@ def test_remote_steps_get_every_variable_their_script_requires(baseline):
         step = next(p for p in steps if script(p.relative_to(SCRIPTS_DIR).as_posix()) == r.inputs["stdin"])
         missing = set(required.findall(with_lib_used(step.read_text()))) - set(env)
         assert not missing, f"{r.name} runs {step.name} without {missing}"
+
+
+def _maintaining(baseline: engine.Run, data: dict) -> engine.Run:
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    return run(data, {"organization/kubehop/prod-b": baseline.outputs})
+
+
+def test_serving_without_kafka_while_mirrormaker_is_stopped_is_refused(baseline):
+    maintaining = _maintaining(baseline, prod_b())
+    assert maintaining.outputs["kubehop"]["mirrorMaker"] == "stopped"
+    data = prod_b()
+    data["config"].pop("kubehop:kafka")
+    data["config"].pop("kubehop:siblingKubeconfig")
+    with pytest.raises(Exception) as info:
+        run(data, {"organization/kubehop/prod-b": maintaining.outputs})
+    assert "kubehop:kafka" in str(info.value) and "MirrorMaker" in str(info.value)
+    assert info.value.kubehop_run.resources == {}
+
+
+def test_a_pinned_ami_skips_the_build_and_is_rolled(baseline):
+    data = prod_b()
+    data["config"]["kubehop:workerPolicy"] = "each-hop"
+    data["config"]["kubehop:nodeImages"]["pinned"] = {"worker": "ami-0fedcba9876543210"}
+    maintaining = _maintaining(baseline, data)
+    data["config"]["kubehop:kubernetesVersion"] = "1.27"
+    hop = run(data, {"organization/kubehop/prod-b": maintaining.outputs})
+    names = {r.name for r in hop.resources.values()}
+    assert "worker-image-build" not in names and "spark-image-build" in names
+    templates = {r.name: r.inputs for r in hop.resources.values() if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
+    assert templates["workers-launch-template"]["imageId"] == "ami-0fedcba9876543210"
+    assert templates["spark-launch-template"]["imageId"].startswith("ami-")
+    assert templates["spark-launch-template"]["imageId"] != "ami-0fedcba9876543210"
+
+
+def test_pool_labels_and_taints_reach_the_join(baseline):
+    import base64
+
+    templates = {r.name: r.inputs for r in baseline.resources.values() if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
+    spark = base64.b64decode(templates["spark-launch-template"]["userData"]).decode()
+    assert 'NODE_TAINTS="dv.io/spark=true:NoSchedule"' in spark
+    assert "dv.io/node-type=spark" in spark and "spark-long-living=v1" in spark and "kubehop.io/pool=spark" in spark
+    assert 'CLUSTER="aws-uswest2-prod-b"' in spark
+    workers = base64.b64decode(templates["workers-launch-template"]["userData"]).decode()
+    assert 'NODE_TAINTS=""' in workers
