@@ -53,15 +53,20 @@ control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)
+built_image = current.image
 rolled: list[pulumi.Resource] = []
 if cfg.node_pools:
-    roles = {p.role for p in cfg.node_pools}
-    images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images, cfg.cluster.region, cfg.cluster.name))}
-    if "spark" in roles:
-        images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
-                                                                 cfg.cluster.name, base_ami=images["worker"].ami_id))
-    if hop.workers == hop.image:
-        amis.update({role: image.ami_id for role, image in images.items()})
+    # Images exist for a version the pools will move to (or already built for it):
+    # adopting a cluster never rebuilds, or rolls, the AMIs it runs.
+    if hop.image != current.workers or current.image == hop.image:
+        built_image = hop.image
+        images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
+                                                                    cfg.cluster.region, cfg.cluster.name))}
+        if "spark" in {p.role for p in cfg.node_pools}:
+            images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
+                                                                     cfg.cluster.name, base_ami=images["worker"].ami_id))
+        if hop.workers == hop.image:
+            amis.update({role: image.ami_id for role, image in images.items()})
     drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider))
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
     for pool in cfg.node_pools:  # one pool at a time, in config order
@@ -80,7 +85,7 @@ if cfg.traffic and traffic_state == "serving" and current.traffic == "maintainin
 pulumi.export(state.OUTPUT, {
     "controlPlaneVersion": str(hop.control_plane),
     "workerVersion": str(hop.workers),
-    "imageVersion": str(hop.image),
+    "imageVersion": str(built_image) if built_image else None,
     "amis": amis,
     "traffic": traffic_state,
     # stopped from the maintaining run until the serving run starts it again

@@ -119,6 +119,8 @@ def test_efficient_policy_rolls_pools_once_with_images_prepared(efficient):
     rolled = {s["name"]: {x["target"] for x in steps_by(s, "node-pool")} for s in efficient["stages"]}
     assert rolled["1.29.15"] == {"workers", "databases", "spark"}
     assert all(not targets for name, targets in rolled.items() if name != "1.29.15")
+    builds = {s["name"]: {x["target"] for x in steps_by(s, "image-build")} for s in efficient["stages"]}
+    assert builds == {"prepare": {"worker", "spark"}, **{n: set() for n in builds if n != "prepare"}}, builds
     prepare = stage(efficient, "prepare")
     assert {x["target"] for x in steps_by(prepare, "image-build")} == {"worker", "spark"}
     spark = step(prepare, "image-build", "spark")

@@ -25,7 +25,7 @@ def test_components_parent_their_children(baseline):
     by_urn = baseline.resources
     types = {r.type for r in by_urn.values()}
     assert {"kubehop:index:ControlPlane", "kubehop:index:Addons", "kubehop:index:NodePool",
-            "kubehop:index:NodeImage", "kubehop:index:Verification", "kubehop:index:Drainer"} <= types
+            "kubehop:index:Verification", "kubehop:index:Drainer"} <= types
     for r in by_urn.values():
         if r.type.startswith(("command:", "aws:", "kubernetes:helm")):
             parent = by_urn.get(r.parent)
@@ -167,6 +167,8 @@ def test_a_pinned_ami_skips_the_build_and_is_rolled(baseline):
     hop = run(data, {"organization/kubehop/prod-b": maintaining.outputs})
     names = {r.name for r in hop.resources.values()}
     assert "worker-image-build" not in names and "spark-image-build" in names
+    build = next(r for r in hop.resources.values() if r.name == "spark-image-build")
+    assert hop.resources[build.parent].type == "kubehop:index:NodeImage"
     templates = {r.name: r.inputs for r in hop.resources.values() if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
     assert templates["workers-launch-template"]["imageId"] == "ami-0fedcba9876543210"
     assert templates["spark-launch-template"]["imageId"].startswith("ami-")
@@ -183,3 +185,13 @@ def test_pool_labels_and_taints_reach_the_join(baseline):
     assert 'CLUSTER="aws-uswest2-prod-b"' in spark
     workers = base64.b64decode(templates["workers-launch-template"]["userData"]).decode()
     assert 'NODE_TAINTS=""' in workers
+
+
+def test_adoption_neither_builds_nor_rolls_images(baseline):
+    assert not [r for r in baseline.resources.values() if r.name.endswith("-image-build")]
+    templates = {r.name: r.inputs["imageId"] for r in baseline.resources.values()
+                 if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
+    adopted = prod_b()["config"]["kubehop:adopt"]["amis"]
+    assert templates == {"workers-launch-template": adopted["worker"], "databases-launch-template": adopted["worker"],
+                         "spark-launch-template": adopted["spark"]}
+    assert baseline.outputs["kubehop"]["imageVersion"] is None

@@ -15,14 +15,14 @@ def render(plan: dict) -> str:
         settings = ", ".join(f"{k}={v}" for k, v in stage["config"].items())
         lines += ["", f"Stage {number}/{len(plan['stages'])}: {stage['name']}",
                   f"  set:   {settings}",
-                  f"  after: control plane {stage['controlPlane']}, workers {stage['workers']}, images {stage['images']}",
-                  f"  steps: {len(stage['steps'])} (in dependency order; 'after' lists the step numbers that must finish first)"]
+                  f"  then:  control plane {stage['controlPlane']}, workers {stage['workers']}, images {stage['images'] or '(as adopted)'}",
+                  f"  steps: {len(stage['steps'])} (in dependency order; 'needs' lists the step numbers that must finish first)"]
         index = {step["id"]: i for i, step in enumerate(stage["steps"], 1)}
-        header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'after':<12} impact"
+        header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'needs':<12} impact"
         lines += [header, "  " + "-" * (len(header) + 20)]
         for i, step in enumerate(stage["steps"], 1):
             after = ",".join(str(index[d]) for d in step["dependsOn"] if d in index) or "-"
-            impact = textwrap.shorten(step["impact"], 90, placeholder="…")
+            impact = textwrap.shorten(step["impact"], 100, placeholder="…")
             lines.append(f"  {i:>3}  {step['action']:<24} {step['target'][:28]:<28} {step['op']:<8} "
                          f"{RISK_MARK.get(step['risk'], step['risk']):<5} {after[:12]:<12} {impact}")
     lines += ["", "Apply each stage in order: set the stage's config (`pulumi config set --path KEY VALUE`), "
