@@ -71,7 +71,8 @@ if cfg.node_pools:
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
     for pool in cfg.node_pools:  # one pool at a time, in config order
         node_pool = NodePool(pool.name, NodePoolArgs(pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers,
-                                                     kubeconfig, cfg.control_plane.drain_timeout_seconds, after=ready + rolled))
+                                                     kubeconfig, cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
+                                                     after=ready + rolled))
         rolled.append(node_pool.rolled)
 
 verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,

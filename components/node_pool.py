@@ -49,6 +49,8 @@ class NodePoolArgs:
     kubelet_version: Version
     kubeconfig: pulumi.Input[str]
     drain_timeout_seconds: int
+    imds: str = "v2"
+    """The cluster's IMDS version: a pool without its own setting follows it."""
     after: list[pulumi.Resource] = field(default_factory=list)
     """The stage's last control-plane step and addon checks (and the previous pool)."""
 
@@ -60,6 +62,7 @@ class NodePool(pulumi.ComponentResource):
         super().__init__("kubehop:index:NodePool", name, None, opts)
         pool = args.pool
         child = pulumi.ResourceOptions(parent=self)
+        imdsv2 = pool.imdsv2_required if pool.imdsv2_required is not None else args.imds == "v2"
         template = aws.ec2.LaunchTemplate(
             f"{pool.name}-launch-template",
             name=f"kubehop-{args.cluster}-{pool.name}",
@@ -69,7 +72,7 @@ class NodePool(pulumi.ComponentResource):
             vpc_security_group_ids=pool.security_group_ids or None,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(name=pool.iam_instance_profile) if pool.iam_instance_profile else None,
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required" if pool.imdsv2_required else "optional",
+                http_endpoint="enabled", http_tokens="required" if imdsv2 else "optional",
                 http_put_response_hop_limit=2, instance_metadata_tags="enabled"),
             update_default_version=True,
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(

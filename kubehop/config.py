@@ -250,7 +250,8 @@ class NodePool(Model):
     taints: list[Taint] = Field(default_factory=list)
     security_group_ids: list[str] = Field(default_factory=list, alias="securityGroupIds")
     iam_instance_profile: str | None = Field(None, alias="iamInstanceProfile")
-    imdsv2_required: bool = Field(True, alias="imdsv2Required")
+    imdsv2_required: bool | None = Field(None, alias="imdsv2Required")
+    """Default: required when cluster.imds is v2."""
     min_healthy_percentage: int = Field(90, ge=0, le=100, alias="minHealthyPercentage")
     instance_warmup_seconds: int = Field(300, ge=0, le=3600, alias="instanceWarmupSeconds")
     rollout_timeout_seconds: int = Field(3600, ge=60, le=6 * 3600, alias="rolloutTimeoutSeconds")
@@ -306,7 +307,6 @@ class ServiceSwitch(Model):
     name: str
     resource: str = "serviceswitch"
     standby_spec: dict[str, Any] = Field(alias="standbySpec")
-    serving_spec: dict[str, Any] = Field(alias="servingSpec")
 
 
 class Replication(Model):

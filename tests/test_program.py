@@ -195,3 +195,13 @@ def test_adoption_neither_builds_nor_rolls_images(baseline):
     assert templates == {"workers-launch-template": adopted["worker"], "databases-launch-template": adopted["worker"],
                          "spark-launch-template": adopted["spark"]}
     assert baseline.outputs["kubehop"]["imageVersion"] is None
+
+
+def test_pools_follow_the_cluster_imds_unless_they_say_otherwise():
+    data = prod_b()
+    data["config"]["kubehop:cluster"]["imds"] = "v1"
+    data["config"]["kubehop:nodePools"][2]["imdsv2Required"] = True
+    tokens = {r.name: r.inputs["metadataOptions"]["httpTokens"] for r in run(data).resources.values()
+              if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
+    assert tokens == {"workers-launch-template": "optional", "databases-launch-template": "optional",
+                      "spark-launch-template": "required"}

@@ -8,7 +8,9 @@ RISK_MARK = {"high": "HIGH", "medium": "med", "low": "low"}
 
 def render(plan: dict) -> str:
     lines = [f"kubehop plan for {plan['cluster']} (stack {plan['stack']}): {plan['from']} -> {plan['to']}, "
-             f"worker policy {plan['workerPolicy']}, {len(plan['stages'])} stage(s), one `pulumi up` each."]
+             f"worker policy {plan['workerPolicy']}, {len(plan['stages'])} stage(s), one `pulumi up` each.",
+             f"  cluster: region {plan['region']}, environment {plan['environment']}, dedicated namespaces: "
+             f"{', '.join(plan['dedicatedNamespaces']) or '(none)'}"]
     for warning in plan.get("warnings", []):
         lines.append(f"  warning: {warning}")
     for number, stage in enumerate(plan["stages"], 1):

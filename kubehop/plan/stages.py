@@ -275,7 +275,8 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
             "steps": steps,
         })
         prev = run
-    return {"cluster": cfg.cluster.name, "stack": stack, "from": str(deployed.control_plane), "to": str(goal),
+    return {"cluster": cfg.cluster.name, "stack": stack, "region": cfg.cluster.region,
+            "environment": cfg.cluster.environment, "dedicatedNamespaces": list(cfg.cluster.dedicated_namespaces), "from": str(deployed.control_plane), "to": str(goal),
             "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages), "stages": out_stages}
 
 
