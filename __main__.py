@@ -2,7 +2,7 @@
 
 Reads and validates the stack config, works out the hop from what is
 deployed, and wires the components in the runbook's order:
-cutover (maintaining) -> control plane -> addons -> node pools -> verification
+cutover (maintaining) -> preflight -> control plane -> addons -> node pools -> verification
 -> cutover (serving). Nothing is registered when the config or hop is invalid.
 """
 import pulumi
@@ -15,6 +15,7 @@ from components.cutover import Cutover, CutoverArgs
 from components.drainer import Drainer, DrainerArgs
 from components.node_image import NodeImage, NodeImageArgs
 from components.node_pool import NodePool, NodePoolArgs
+from components.preflight import Preflight, PreflightArgs
 from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
 from kubehop import config, hops, interlocks
@@ -49,7 +50,8 @@ ssh, bastion = cfg.ssh, cfg.ssh.bastion
 targets = {n.name: SshTarget(n.host, ssh.user, n.port or ssh.port, ssh_key,
                              bastion.host if bastion else None, bastion.user if bastion else None,
                              bastion.port if bastion else None) for n in cfg.control_plane.nodes}
-control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets, after=first))
+preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, after=first))
+control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets, after=preflight.steps))
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)

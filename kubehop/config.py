@@ -371,6 +371,7 @@ class Verify(Model):
     pending_grace_seconds: int = Field(300, ge=0, alias="pendingGraceSeconds")
     max_pending: int = Field(0, ge=0, alias="maxPending")
     slo: list[SloQuery] = Field(default_factory=list)
+    ignore_pdbs: list[str] = Field(default_factory=list, alias="ignorePdbs")
 
 
 class StackConfig(Model):

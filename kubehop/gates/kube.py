@@ -142,6 +142,13 @@ class Kubectl:
             _require_metadata(item, what)
         return data
 
+    def raw(self, path: str) -> str:
+        """`kubectl get --raw PATH`: the API server's answer as text."""
+        proc = self._run(["get", "--raw", path], timeout=self.backstop)
+        if proc.returncode != 0:
+            raise KubectlError(f"kubectl get --raw {path} exited {proc.returncode}: {_tail(proc.stderr) or 'no output'}")
+        return proc.stdout
+
     def items(self, resource: str, *, kind: str, **kw) -> list[dict]:
         return list(self.get(resource, kind=kind, **kw)["items"])
 
