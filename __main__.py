@@ -46,28 +46,21 @@ if cfg.traffic and traffic_state == "maintaining":
         secrets.get_secret("mysqlPassword"), after=[]))
     first = [maintaining.last]
 
-ssh, bastion = cfg.ssh, cfg.ssh.bastion
-targets = {n.name: SshTarget(n.host, ssh.user, n.port or ssh.port, ssh_key,
-                             bastion.host if bastion else None, bastion.user if bastion else None,
-                             bastion.port if bastion else None) for n in cfg.control_plane.nodes}
 preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, after=first))
-control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, targets, after=preflight.steps))
+control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, SshTarget.for_masters(cfg, ssh_key),
+                                                               after=preflight.steps))
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)
-built_image = current.image
 rolled: list[pulumi.Resource] = []
 if cfg.node_pools:
-    # Images exist for a version the pools will move to (or already built for it):
-    # adopting a cluster never rebuilds, or rolls, the AMIs it runs.
-    if hop.image != current.workers or current.image == hop.image:
-        built_image = hop.image
+    if hop.builds_images:
         images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
                                                                     cfg.cluster.region, cfg.cluster.name))}
         if "spark" in {p.role for p in cfg.node_pools}:
             images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
                                                                      cfg.cluster.name, base_ami=images["worker"].ami_id))
-        if hop.workers == hop.image:
+        if hop.rolls_to_built_images:
             amis.update({role: image.ami_id for role, image in images.items()})
     drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider))
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
@@ -88,12 +81,11 @@ if cfg.traffic and traffic_state == "serving" and current.traffic == "maintainin
 pulumi.export(state.OUTPUT, {
     "controlPlaneVersion": str(hop.control_plane),
     "workerVersion": str(hop.workers),
-    "imageVersion": str(built_image) if built_image else None,
+    "imageVersion": str(hop.image) if cfg.node_pools and hop.builds_images else
+                    (str(current.image) if current.image else None),
     "amis": amis,
     "traffic": traffic_state,
-    # stopped from the maintaining run until the serving run starts it again
-    "mirrorMaker": "stopped" if cfg.kafka and traffic_state == "maintaining" else
-                   current.mirror_maker if traffic_state == "maintaining" else "running",
+    "mirrorMaker": hops.mirror_maker_after(current, traffic_state, cfg.kafka is not None),
 })
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("hop", hop.name)

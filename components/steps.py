@@ -48,6 +48,14 @@ class SshTarget:
     bastion_user: str | None = None
     bastion_port: int | None = None
 
+    @classmethod
+    def for_masters(cls, cfg, private_key: pulumi.Input[str]) -> dict[str, "SshTarget"]:
+        """One target per master of a StackConfig, in upgrade order."""
+        ssh, bastion = cfg.ssh, cfg.ssh.bastion
+        return {n.name: cls(n.host, ssh.user, n.port or ssh.port, private_key,
+                            bastion.host if bastion else None, bastion.user if bastion else None,
+                            bastion.port if bastion else None) for n in cfg.control_plane.nodes}
+
     def connection(self) -> command.remote.ConnectionArgs:
         proxy = None
         if self.bastion_host:

@@ -69,6 +69,23 @@ class Hop:
     def name(self) -> str:
         return f"{self.deployed.control_plane}-to-{self.control_plane}"
 
+    @property
+    def builds_images(self) -> bool:
+        """Images exist for a version the pools will move to (or were built for
+        it already): adopting a cluster never rebuilds, or rolls, its AMIs."""
+        return self.image != self.deployed.workers or self.deployed.image == self.image
+
+    @property
+    def rolls_to_built_images(self) -> bool:
+        return self.builds_images and self.workers == self.image
+
+
+def mirror_maker_after(deployed: Deployed, traffic_state: str, has_kafka: bool) -> str:
+    """MirrorMaker is stopped from the maintaining run until the serving run starts it."""
+    if traffic_state != "maintaining":
+        return "running"
+    return "stopped" if has_kafka else deployed.mirror_maker
+
 
 def skew_ok(apiserver: Version, kubelet: Version) -> bool:
     """kubelet never newer than the apiserver, and at most N minors older."""
