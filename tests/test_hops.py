@@ -90,3 +90,21 @@ def test_skew_policy(api, kubelet):
     behind = api.minors_after(kubelet)
     expected = 0 <= behind <= (3 if api >= Version(1, 28) else 2)
     assert hops.skew_ok(api, kubelet) == expected
+
+
+def test_images_are_built_only_for_a_version_the_pools_move_to():
+    v26, v29 = Version.parse("1.26.15"), Version.parse("1.29.15")
+    adopt = hops.plan_hop(deployed(v26), v26, v26, "efficient")
+    assert not adopt.builds_images
+    prepare = hops.plan_hop(deployed(v26), v26, v29, "efficient")
+    assert prepare.builds_images and not prepare.rolls_to_built_images and prepare.image == v29
+    done = hops.plan_hop(hops.Deployed(v29, v29, v29), v29, v29, "efficient")
+    assert done.builds_images and done.rolls_to_built_images  # kept: no rebuild, no delete
+
+
+def test_mirror_maker_state_across_runs():
+    d = deployed(Version.parse("1.27.16"))
+    assert hops.mirror_maker_after(d, "maintaining", True) == "stopped"
+    assert hops.mirror_maker_after(d, "serving", True) == "running"
+    stopped = hops.Deployed(d.control_plane, d.workers, mirror_maker="stopped")
+    assert hops.mirror_maker_after(stopped, "maintaining", False) == "stopped"
