@@ -65,7 +65,7 @@ class ControlPlane(pulumi.ComponentResource):
         release = catalog.release(args.hop.control_plane.minor_str)
         env = {**common, "KUBEHOP_NODE": node}
         upgrade = ("kubeadm-apply", "control_plane/kubeadm_apply.sh",
-                   {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0",
+                   {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0", "KUBEHOP_KUBE_PROXY": "1" if cfg.kube_proxy else "0",
                     "KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)}) if first else \
             ("kubeadm-node", "control_plane/kubeadm_node.sh", {"KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)})
         chain = [

@@ -149,6 +149,8 @@ class ControlPlane(Model):
     nodes: list[Node] = Field(min_length=1)
     etcd: Etcd = Field(default_factory=Etcd)
     force_apply: bool = Field(False, alias="forceApply")
+    kube_proxy: bool = Field(True, alias="kubeProxy")
+    """False when a CNI replaces kube-proxy: kubeadm-apply then judges by the manifest alone."""
     drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")
     ready_timeout_seconds: int = Field(300, ge=30, le=3600, alias="readyTimeoutSeconds")
     apply_timeout_seconds: int = Field(900, ge=60, le=3600, alias="applyTimeoutSeconds")

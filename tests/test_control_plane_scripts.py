@@ -44,6 +44,7 @@ OLD_REPO_URL = "https://pkgs.k8s.io/core:/stable:/v1.26/deb/"
 HOST_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 APT_OPTS = "-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 KUBELET_JSONPATH = "jsonpath={.status.nodeInfo.kubeletVersion}"
+GET_KUBE_PROXY = "kubectl -n kube-system get daemonset kube-proxy -o jsonpath={.spec.template.spec.containers[0].image}"
 NODE_JSONPATH = ('jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}'
                  '|{.status.nodeInfo.kubeletVersion}')
 
@@ -153,6 +154,7 @@ class Rig:
                 ("1.26", ["1.26.14-1.1", old_deb]), ("1.27", ["1.27.15-1.1", NEW_DEB]))},
             "apt_index_minor": "1.26",
             "cluster_version": "v" + OLD,
+            "kube_proxy": OLD,  # the kube-system/kube-proxy DaemonSet's image tag, without "v"
             "kubelet_running": OLD,
             "kubelet_active": True,
             "node": {"name": "master0", "unschedulable": False, "ready": True, "ready_in": 0},
@@ -190,9 +192,11 @@ class Rig:
                 state[key] = value
         self.write_state(state)
 
-    def fail(self, cmd: str, match: str, rc: int = 1, stderr: str | None = None, sleep: float = 0) -> None:
+    def fail(self, cmd: str, match: str, rc: int = 1, stderr: str | None = None, sleep: float = 0,
+             times: int | None = None) -> None:
+        """Make matching calls fail: every one, or only the first `times`."""
         state = self.state()
-        state["fail"].append({"cmd": cmd, "match": match, "rc": rc, "sleep": sleep,
+        state["fail"].append({"cmd": cmd, "match": match, "rc": rc, "sleep": sleep, "times": times,
                               "stderr": stderr or f"{cmd}: injected failure"})
         self.write_state(state)
 
@@ -560,13 +564,30 @@ def test_kubeadm_apply_upgrades_manifest_then_skips(rig: Rig, force: str):
     first = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
     assert first.rc == 0, first.err
     apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}" + (" --force" if force == "1" else "")
-    assert first.commands == ["kubeadm version -o short", apply]
+    # After the apply, kube-proxy (its last phase) is checked too.
+    assert first.commands == ["kubeadm version -o short", apply, GET_KUBE_PROXY]
     assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
     assert f"done: kube-apiserver manifest now runs v{NEW}" in first.out
+    assert f"kube-proxy DaemonSet runs v{NEW}" in first.out and rig.state()["kube_proxy"] == NEW
 
     second = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
     assert skipped(second, "kubeadm-apply") and f"manifest runs v{NEW}" in second.out
-    assert second.calls == []
+    assert f"kube-proxy DaemonSet runs v{NEW}), skipping" in second.out
+    # The skip needs both pieces of evidence: the manifest and one read-only look at kube-proxy.
+    assert second.commands == [GET_KUBE_PROXY] and second.mutating == []
+
+
+def test_kubeadm_apply_without_kube_proxy_judges_by_the_manifest(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.update(kube_proxy=None)  # a CNI replaces kube-proxy: no DaemonSet at all
+    first = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="0")
+    assert first.rc == 0, first.err
+    assert GET_KUBE_PROXY not in first.commands and "no kube-proxy in this cluster" in first.out
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
+    second = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="0")
+    assert skipped(second, "kubeadm-apply") and second.calls == []
+    bad = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="maybe")
+    assert bad.rc == 2 and "KUBEHOP_KUBE_PROXY must be 0 or 1" in bad.err
 
 
 def test_kubeadm_apply_failure_is_reported(rig: Rig):
@@ -576,6 +597,67 @@ def test_kubeadm_apply_failure_is_reported(rig: Rig):
     result = rig.run("kubeadm_apply.sh")
     assert result.rc == 1 and f"FAILED: kubeadm upgrade apply v{NEW} exited 1" in result.err
     assert f"kube-apiserver:v{OLD}" in rig.manifest.read_text()
+    assert rig.state()["kube_proxy"] == OLD
+
+
+def test_kubeadm_apply_half_finished_is_applied_again_not_skipped(rig: Rig):
+    """kubeadm rewrote the manifests, then failed before its addon phase: kube-proxy is still old."""
+    rig.installed(kubeadm=NEW)
+    rig.update(apply_fail_after_manifests=True)
+    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}"
+    first = rig.run("kubeadm_apply.sh")
+    assert first.rc == 1 and f"FAILED: kubeadm upgrade apply v{NEW} exited 1" in first.err
+    assert "error uploading the kubelet configuration" in first.err  # kubeadm's own reason
+    assert first.commands == ["kubeadm version -o short", apply]
+    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text() and rig.state()["kube_proxy"] == OLD
+
+    rig.update(apply_fail_after_manifests=False)  # whatever broke is fixed; pulumi up again
+    second = rig.run("kubeadm_apply.sh")
+    assert second.rc == 0, second.err
+    assert not skipped(second, "kubeadm-apply") and "already done" not in second.out
+    assert (f"kubehop: kubeadm-apply on master0: kube-apiserver runs v{NEW} but kube-proxy still runs v{OLD}: "
+            f"a previous apply stopped before its addon phase; running kubeadm upgrade apply v{NEW} again") in second.out
+    assert second.commands == [GET_KUBE_PROXY, "kubeadm version -o short", apply, GET_KUBE_PROXY]
+    assert f"done: kube-apiserver manifest now runs v{NEW}, kube-proxy DaemonSet runs v{NEW}" in second.out
+    assert rig.state()["kube_proxy"] == NEW
+
+    third = rig.run("kubeadm_apply.sh")
+    assert skipped(third, "kubeadm-apply") and third.commands == [GET_KUBE_PROXY] and third.mutating == []
+
+
+def test_kubeadm_apply_reapplies_when_kube_proxy_cannot_be_read(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.manifest.write_text(MANIFEST.format(version=NEW))
+    rig.update(cluster_version="v" + NEW, kube_proxy=NEW)  # in fact done, but that cannot be confirmed
+    rig.fail("kubectl", "get daemonset kube-proxy", rc=1, times=1,
+             stderr="Unable to connect to the server: dial tcp 10.0.0.10:6443: i/o timeout")
+    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}"
+    result = rig.run("kubeadm_apply.sh")
+    assert result.rc == 0, result.err
+    assert not skipped(result, "kubeadm-apply")
+    assert (f"kube-apiserver runs v{NEW} but the kube-proxy DaemonSet could not be read (kubectl exited 1: "
+            f"Unable to connect to the server: dial tcp 10.0.0.10:6443: i/o timeout)") in result.out
+    assert f"not skipping: running kubeadm upgrade apply v{NEW} again" in result.out
+    assert result.commands == [GET_KUBE_PROXY, "kubeadm version -o short", apply, GET_KUBE_PROXY]
+    assert f"done: kube-apiserver manifest now runs v{NEW}, kube-proxy DaemonSet runs v{NEW}" in result.out
+
+
+def test_kubeadm_apply_fails_when_kube_proxy_is_not_confirmed_after_apply(rig: Rig):
+    rig.installed(kubeadm=NEW)
+    rig.update(apply_skips_kube_proxy=True)  # kubeadm says SUCCESS, kube-proxy stays old
+    result = rig.run("kubeadm_apply.sh")
+    assert result.rc == 1
+    assert (f"FAILED: kubeadm reported success but the kube-proxy DaemonSet runs v{OLD}, not v{NEW}, "
+            f"so its addon phase did not finish;") in result.err
+    assert "done:" not in result.out
+
+    rig.update(apply_skips_kube_proxy=False)
+    rig.fail("kubectl", "get daemonset kube-proxy", rc=1, stderr="error: You must be logged in to the server (Unauthorized)")
+    result = rig.run("kubeadm_apply.sh")  # not skipped: kube-proxy cannot be read, so apply, then cannot confirm
+    assert result.rc == 1 and result.commands[-2:] == [f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}",
+                                                       GET_KUBE_PROXY]
+    assert ("but the kube-proxy DaemonSet could not be read to confirm the addon phase (kubectl exited 1: "
+            "error: You must be logged in to the server (Unauthorized));") in result.err
 
 
 def test_kubeadm_apply_is_bounded_by_its_timeout(rig: Rig):
@@ -601,7 +683,7 @@ def test_kubeadm_apply_refuses_downgrade_and_non_masters(rig: Rig):
 # --------------------------------------------------------------------------- kubeadm_node.sh
 def test_kubeadm_node_upgrades_then_skips(rig: Rig):
     rig.installed(kubeadm=NEW)
-    rig.update(cluster_version="v" + NEW, node={"name": "master1"})
+    rig.update(cluster_version="v" + NEW, kube_proxy=NEW, node={"name": "master1"})
     first = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
     assert first.rc == 0, first.err
     assert first.commands == ["kubeadm version -o short", f"kubeadm upgrade node --kubeconfig {rig.kubeconfig}"]
@@ -756,7 +838,7 @@ OTHER_MASTER = ("package_repo.sh", "kubeadm_install.sh", "kubeadm_node.sh", "dra
 def test_whole_chain_upgrades_a_master_and_a_rerun_changes_nothing(rig: Rig, node: str, chain: tuple[str, ...]):
     rig.update(node={"name": node})
     if node != "master0":
-        rig.update(cluster_version="v" + NEW)  # kubeadm upgrade apply ran on master0
+        rig.update(cluster_version="v" + NEW, kube_proxy=NEW)  # kubeadm upgrade apply ran on master0
     env = {"KUBEHOP_NODE": node, "KUBEHOP_FORCE": "1", "KUBEHOP_POLL_INTERVAL": "0.1",
            "KUBEHOP_READY_TIMEOUT": "10", **repo_env()}
     for script in chain:
@@ -765,6 +847,7 @@ def test_whole_chain_upgrades_a_master_and_a_rerun_changes_nothing(rig: Rig, nod
         assert result.mutating or script == "kubeadm_plan.sh", f"{script} did nothing on the first run"
     state = rig.state()
     assert {p: v for p, v in state["packages"].items()} == {"kubeadm": NEW_DEB, "kubelet": NEW_DEB, "kubectl": NEW_DEB}
+    assert state["kube_proxy"] == NEW
     assert set(state["holds"]) == {"kubeadm", "kubelet", "kubectl"}
     assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
     assert state["node"]["unschedulable"] is False and state["node"]["ready"] and state["kubelet_running"] == NEW

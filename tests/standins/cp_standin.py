@@ -13,13 +13,21 @@ and `calls.jsonl`, one line per call: {"cmd", "argv", "stdin_bytes"}.
 Behaviour is coupled the way the real tools are: `apt-get update` indexes
 only the minor named in kubernetes.list, `apt-get install` changes what
 `kubeadm version` / `kubelet --version` / `kubectl version` report,
-`kubeadm upgrade apply vX` refuses a version other than its own and rewrites
-the kube-apiserver manifest, `systemctl restart kubelet` makes the node
+`kubeadm upgrade apply vX` refuses a version other than its own, rewrites
+the kube-apiserver manifest and then (its addon phase, the last) sets the
+kube-proxy DaemonSet to vX (state["kube_proxy"], what `kubectl -n kube-system
+get daemonset kube-proxy -o jsonpath=...` shows as registry.k8s.io/kube-proxy:vX;
+no such DaemonSet when it is null), `systemctl restart kubelet` makes the node
 report the installed kubelet version (NotReady for a few looks).
 
 Injected failures: state["fail"] is a list of {"cmd", "match", "rc",
-"stderr"}; the first whose cmd equals the tool and whose regex `match` is
-found in the space-joined argv makes the call print stderr and exit rc.
+"stderr", "sleep", "times"}; the first whose cmd equals the tool and whose
+regex `match` is found in the space-joined argv makes the call print stderr
+and exit rc (only for its first `times` matching calls when that is set).
+A half-finished apply: state["apply_fail_after_manifests"] makes `kubeadm
+upgrade apply` rewrite the manifest and then exit 1 before its addon phase
+(kube-proxy untouched); state["apply_skips_kube_proxy"] makes it succeed
+without touching kube-proxy.
 """
 from __future__ import annotations
 
@@ -190,9 +198,19 @@ def kubeadm(state: dict) -> None:
             die(1, "[upgrade/confirm] Are you sure you want to proceed? [y/N]: won't proceed; the user didn't answer (Y|n) in order to continue")
         if target != own:
             die(1, f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is higher than the kubeadm version "{own}"')
+        print(f'[upgrade/apply] Upgrading your Static Pod-hosted control plane to version "{target}"...')
         write_manifest(state, target)
         state["cluster_version"] = target
         save(state)
+        print("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace")
+        if state.get("apply_fail_after_manifests"):
+            die(1, "[upgrade/postupgrade] FATAL: error uploading the kubelet configuration: "
+                   "Put \"https://10.0.0.10:6443/api/v1/namespaces/kube-system/configmaps/kubelet-config\": "
+                   "http2: client connection lost")
+        if not state.get("apply_skips_kube_proxy"):
+            state["kube_proxy"] = plain(target.lstrip("v"))
+            save(state)
+            print("[addons] Applied essential addon: CoreDNS\n[addons] Applied essential addon: kube-proxy")
         print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{target}". Enjoy!')
         return
     if ARGV[:2] == ["upgrade", "node"]:
@@ -249,13 +267,15 @@ def node_object(state: dict) -> dict:
 
 
 def jsonpath(obj: dict, template: str) -> str:
-    """The little of kubectl's JSONPath the scripts use: {.a.b}, {.a[?(@.k=="v")].b}."""
+    """The little of kubectl's JSONPath the scripts use: {.a.b}, {.a[?(@.k=="v")].b}, {.a[0].b}."""
     def walk(expr: str) -> str:
         cur: object = obj
-        for part in re.findall(r'\.([A-Za-z]+)|\[\?\(@\.(\w+)=="([^"]*)"\)\]', expr):
-            key, fkey, fval = part
+        for part in re.findall(r'\.([A-Za-z]+)|\[\?\(@\.(\w+)=="([^"]*)"\)\]|\[(\d+)\]', expr):
+            key, fkey, fval, index = part
             if key:
                 cur = cur.get(key) if isinstance(cur, dict) else None
+            elif index:
+                cur = cur[int(index)] if isinstance(cur, list) and int(index) < len(cur) else None
             else:
                 cur = next((x for x in (cur or []) if x.get(fkey) == fval), None)
             if cur is None:
@@ -266,16 +286,41 @@ def jsonpath(obj: dict, template: str) -> str:
     return re.sub(r"\{([^{}]*)\}", lambda m: walk(m.group(1)), template)
 
 
+def jsonpath_format(args: list[str], what: str) -> str:
+    fmt = next((a for a in args if a.startswith("jsonpath=")), None)
+    if fmt is None and "-o" in args:
+        fmt = args[args.index("-o") + 1]
+    if fmt is None or not fmt.startswith("jsonpath="):
+        die(1, f"stand-in kubectl get {what} needs -o jsonpath=...; got {args}")
+    return fmt.split("=", 1)[1]
+
+
+def daemonset(state: dict, namespace: str, args: list[str]) -> None:
+    """`kubectl -n NS get daemonset NAME -o jsonpath=...`: only kube-system/kube-proxy exists."""
+    name = args[2] if len(args) > 2 else ""
+    if namespace != "kube-system" or name != "kube-proxy" or state.get("kube_proxy") is None:
+        die(1, f'Error from server (NotFound): daemonsets.apps "{name}" not found')
+    obj = {"metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+           "spec": {"template": {"spec": {"containers": [
+               {"name": "kube-proxy", "image": f"registry.k8s.io/kube-proxy:v{state['kube_proxy']}"}]}}}}
+    sys.stdout.write(jsonpath(obj, jsonpath_format(args, "daemonset")))
+
+
 def kubectl(state: dict) -> None:
-    args, i, kubeconfig = [], 0, None
+    args, i, kubeconfig, namespace = [], 0, None, "default"
     while i < len(ARGV):
         a = ARGV[i]
-        if a == "--kubeconfig":
-            kubeconfig = ARGV[i + 1]
+        if a in ("--kubeconfig", "-n", "--namespace"):
+            if a == "--kubeconfig":
+                kubeconfig = ARGV[i + 1]
+            else:
+                namespace = ARGV[i + 1]
             i += 2
             continue
         if a.startswith("--kubeconfig="):
             kubeconfig = a.split("=", 1)[1]
+        elif a.startswith("--namespace="):
+            namespace = a.split("=", 1)[1]
         elif not a.startswith("--request-timeout"):
             args.append(a)
         i += 1
@@ -287,6 +332,9 @@ def kubectl(state: dict) -> None:
     if kubeconfig is None:
         die(1, "E1126 couldn't get current server API group list: dial tcp 127.0.0.1:8080: connect: connection refused\n"
                "The connection to the server localhost:8080 was refused - did you specify the right host or port?")
+    if args[:2] in (["get", "daemonset"], ["get", "daemonsets"], ["get", "ds"]):
+        daemonset(state, namespace, args)
+        return
     node = state["node"]
     if args[:2] == ["get", "node"] or args[:2] == ["get", "nodes"]:
         if args[2] != node["name"]:
@@ -297,12 +345,7 @@ def kubectl(state: dict) -> None:
             else:
                 node["ready_in"] -= 1
             save(state)
-        fmt = next((a for a in args if a.startswith("jsonpath=")), None)
-        if fmt is None and "-o" in args:
-            fmt = args[args.index("-o") + 1]
-        if fmt is None or not fmt.startswith("jsonpath="):
-            die(1, f"stand-in kubectl get node needs -o jsonpath=...; got {args}")
-        sys.stdout.write(jsonpath(node_object(state), fmt.split("=", 1)[1]))
+        sys.stdout.write(jsonpath(node_object(state), jsonpath_format(args, "node")))
         return
     if args[:1] in (["drain"], ["uncordon"], ["cordon"]) and args[1] != node["name"]:
         die(1, f'Error from server (NotFound): nodes "{args[1]}" not found')
@@ -405,7 +448,10 @@ def main() -> None:
         state = load()
         joined = " ".join(ARGV)
         for f in state.get("fail", []):
-            if f["cmd"] == TOOL and re.search(f["match"], joined):
+            if f["cmd"] == TOOL and re.search(f["match"], joined) and f.get("times", 1) != 0:
+                if f.get("times") is not None:
+                    f["times"] -= 1  # a transient failure: only this many more times
+                    save(state)
                 time.sleep(f.get("sleep", 0))
                 die(f.get("rc", 1), f.get("stderr", f"{TOOL}: injected failure"))
         handlers = {"apt-get": apt_get, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
