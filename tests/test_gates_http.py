@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from kubehop.gates import cli  # noqa: E402
-from kubehop.gates.http_check import parse_url_check  # noqa: E402
-from tests.helpers.prom_harness import clean_proxy_env, closed_port  # noqa: E402
+from kubehop.gates import cli
+from kubehop.gates.http_check import parse_url_check
+from tests.helpers.prom_harness import clean_proxy_env, closed_port
 
 
 class StatusServer:

@@ -14,8 +14,6 @@ import pymysql
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from kubehop.gates import cli
 from kubehop.gates import mysql as gate

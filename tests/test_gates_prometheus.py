@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,12 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from kubehop.gates import cli  # noqa: E402
-from kubehop.gates.prometheus import Sample, lag_verdict, parse_objective  # noqa: E402
-from tests.helpers.prom_harness import (  # noqa: E402
+from kubehop.gates import cli
+from kubehop.gates.prometheus import Sample, lag_verdict, parse_objective
+from tests.helpers.prom_harness import (
     Exporter,
     Prometheus,
     clean_proxy_env,

@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from kubehop import traffic  # noqa: E402
-from kubehop.gates import cli  # noqa: E402
-from tests.helpers.prom_harness import (  # noqa: E402
+from kubehop import traffic
+from kubehop.gates import cli
+from tests.helpers.prom_harness import (
     Exporter,
     Prometheus,
     clean_proxy_env,
