@@ -23,7 +23,7 @@ from kubehop import config, hops, interlocks
 raw, secret_keys = state.raw_config()
 try:
     cfg = config.load(raw, secret_keys)
-    current = state.deployed(cfg)
+    current, adopting = state.deployed(cfg)
     hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
 except config.ConfigErrors as exc:
     raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
@@ -46,13 +46,14 @@ if cfg.traffic and traffic_state == "maintaining":
         secrets.get_secret("mysqlPassword"), after=[]))
     first = [maintaining.last]
 
-preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, after=first))
+preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting, after=first))
 control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, SshTarget.for_masters(cfg, ssh_key),
                                                                after=preflight.steps))
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)
 rolled: list[pulumi.Resource] = []
+images: dict[str, NodeImage] = {}
 if cfg.node_pools:
     if hop.builds_images:
         images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
@@ -62,30 +63,39 @@ if cfg.node_pools:
                                                                      cfg.cluster.name, base_ami=images["worker"].ami_id))
         if hop.rolls_to_built_images:
             amis.update({role: image.ami_id for role, image in images.items()})
-    drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider))
+    drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider,
+                                             [p.asg_name for p in cfg.node_pools]))
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
     for pool in cfg.node_pools:  # one pool at a time, in config order
-        node_pool = NodePool(pool.name, NodePoolArgs(pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers,
-                                                     kubeconfig, cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
-                                                     after=ready + rolled))
+        on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
+        node_pool = NodePool(pool.name, NodePoolArgs(
+            pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
+            cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
+            cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None, after=ready + rolled))
         rolled.append(node_pool.rolled)
 
 verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
                                                              after=[control_plane.last, addons.last, *rolled]))
 
+finished = [step.id for step in verification.steps] + [image.ami_id for image in images.values()]
 if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
-    Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
-                                   secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
-                                   after=verification.steps))
+    serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
+                                             secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
+                                             after=verification.steps))
+    finished.append(serving.last.id)
 
-pulumi.export(state.OUTPUT, {
+# What is deployed now, for the next run's hop rules. It resolves only when the
+# last steps have finished, so a failed `pulumi up` leaves the previous value in
+# place and the re-run resumes the same hop instead of believing it done.
+deployed_now = {
     "controlPlaneVersion": str(hop.control_plane),
     "workerVersion": str(hop.workers),
     "imageVersion": str(hop.image) if cfg.node_pools and hop.builds_images else
                     (str(current.image) if current.image else None),
-    "amis": amis,
     "traffic": traffic_state,
     "mirrorMaker": hops.mirror_maker_after(current, traffic_state, cfg.kafka is not None),
-})
+}
+pulumi.export(state.OUTPUT, pulumi.Output.all(pulumi.Output.from_input(amis), *finished)
+              .apply(lambda done: {**deployed_now, "amis": done[0]}))
 pulumi.export("cluster", cfg.cluster.name)
 pulumi.export("hop", hop.name)

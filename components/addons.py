@@ -30,7 +30,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def default_values(name: str, cfg: StackConfig, image_tag: str | None) -> dict[str, Any]:
     """Sane defaults per addon: cluster name, region, discovery tags, image pins."""
     cluster, region = cfg.cluster.name, cfg.cluster.region
-    image = {"tag": image_tag} if image_tag else {}
+    repository = catalog.ADDONS[name].image_repository
+    image = {**({"repository": repository} if repository else {}), **({"tag": image_tag} if image_tag else {})}
     if name == "aws-cloud-controller-manager":
         return {"image": image, "args": ["--v=2", "--cloud-provider=aws", f"--cluster-name={cluster}"],
                 "nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}
@@ -62,7 +63,8 @@ def check_args(name: str, namespace: str, release: str, addon: AddonConfig, imag
     args = ["--addon", name, "--namespace", namespace]
     workloads = {
         "calico": ["daemonset/calico-node", "deployment/calico-kube-controllers"],
-        "aws-cloud-controller-manager": [f"daemonset/{release}"],
+        # the chart names its DaemonSet after itself, whatever the release is called
+        "aws-cloud-controller-manager": ["daemonset/aws-cloud-controller-manager"],
         "cluster-autoscaler": [f"deployment/{release}-aws-cluster-autoscaler"],
         "kube-state-metrics": [f"deployment/{release}"],
         "ingress-nginx": [f"deployment/{release}-controller"],

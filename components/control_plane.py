@@ -50,10 +50,8 @@ class ControlPlane(pulumi.ComponentResource):
                  **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {})})
 
         previous: pulumi.Resource = snapshot
-        self.uncordoned: dict[str, pulumi.Resource] = {}
         for index, node in enumerate(cfg.nodes):
             previous = self._node_steps(node.name, index == 0, args, common, triggers, previous)
-            self.uncordoned[node.name] = previous
         self.last = previous
         self.version = pulumi.Output.from_input(version)
         self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})

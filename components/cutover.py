@@ -60,7 +60,9 @@ class Cutover(pulumi.ComponentResource):
     def _control_args(self) -> list[str]:
         control = self.cfg.traffic.control
         argv = ["--traffic-kind", control.kind]
-        return argv + (["--traffic-url", control.url] if control.kind == "http" else ["--traffic-command", control.command])
+        if control.kind == "http":
+            return argv + ["--traffic-url", control.url]
+        return argv + ["--traffic-command", control.command, "--traffic-status-command", control.status_command]
 
     def _token_env(self):
         return {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None

@@ -16,11 +16,16 @@ import pulumi_kubernetes as k8s
 
 from kubehop import catalog
 
-EVENT_PATTERNS = {
-    "asg-termination": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
-    "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
-    "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
-}
+def event_patterns(groups: list[str]) -> dict[str, dict]:
+    """The events NTH drains on; terminations only from this cluster's groups
+    (a sibling in the same region has its own queue). EC2 events cannot be
+    filtered by group: NTH drops those for nodes it does not know."""
+    return {
+        "asg-termination": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+                            "detail": {"AutoScalingGroupName": sorted(groups)}},
+        "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+        "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+    }
 
 
 @dataclass
@@ -28,6 +33,7 @@ class DrainerArgs:
     cluster: str
     region: str
     provider: k8s.Provider
+    groups: list[str]
     pod_grace_seconds: int = 300
     node_grace_seconds: int = 900
 
@@ -45,7 +51,7 @@ class Drainer(pulumi.ComponentResource):
                                 "Version": "2012-10-17",
                                 "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn,
                                                "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}}]})))
-        for rule_name, pattern in EVENT_PATTERNS.items():
+        for rule_name, pattern in event_patterns(args.groups).items():
             rule = aws.cloudwatch.EventRule(f"node-termination-{rule_name}", event_pattern=json.dumps(pattern), opts=child)
             aws.cloudwatch.EventTarget(f"node-termination-{rule_name}-target", rule=rule.name, arn=queue.arn, opts=child)
         pin = catalog.NTH_CHART
@@ -59,5 +65,4 @@ class Drainer(pulumi.ComponentResource):
                     "deleteSqsMsgIfNodeNotFound": True, "checkTagBeforeDraining": False},
             atomic=True, cleanup_on_fail=True, max_history=10,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
-        self.queue_url = queue.url
         self.register_outputs({"queueUrl": queue.url})

@@ -17,7 +17,12 @@ import pulumi_aws as aws
 
 from components.steps import gate_step, script
 from kubehop.catalog import Version
+from kubehop.config import AdoptedTemplate
 from kubehop.config import NodePool as NodePoolConfig
+
+# Pauses a database pool's refresh takes at its checkpoints, on top of the rollout itself.
+DATABASE_CHECKPOINTS = [20, 40, 60, 80, 100]
+DATABASE_CHECKPOINT_DELAY = 600
 
 
 def user_data(cluster: str, pool: NodePoolConfig) -> str:
@@ -34,10 +39,17 @@ def refresh_preferences(pool: NodePoolConfig) -> aws.autoscaling.GroupInstanceRe
     if pool.database:
         return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
             min_healthy_percentage=100, max_healthy_percentage=110, instance_warmup=str(pool.instance_warmup_seconds),
-            checkpoint_percentages=[20, 40, 60, 80, 100], checkpoint_delay="600", skip_matching=True)
+            checkpoint_percentages=DATABASE_CHECKPOINTS, checkpoint_delay=str(DATABASE_CHECKPOINT_DELAY),
+            skip_matching=True)
     return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
         min_healthy_percentage=pool.min_healthy_percentage, instance_warmup=str(pool.instance_warmup_seconds),
         skip_matching=True)
+
+
+def rollout_timeout(pool: NodePoolConfig) -> int:
+    """The pool's own bound, plus the checkpoint pauses of a database pool."""
+    pauses = len(DATABASE_CHECKPOINTS) * DATABASE_CHECKPOINT_DELAY if pool.database else 0
+    return pool.rollout_timeout_seconds + pauses
 
 
 @dataclass
@@ -51,6 +63,9 @@ class NodePoolArgs:
     drain_timeout_seconds: int
     imds: str = "v2"
     """The cluster's IMDS version: a pool without its own setting follows it."""
+    adopted_template: AdoptedTemplate | None = None
+    """While the pool still runs its adopted AMI, the group keeps the launch
+    template it was imported with; it moves to kubehop's on its first rollout."""
     after: list[pulumi.Resource] = field(default_factory=list)
     """The stage's last control-plane step and addon checks (and the previous pool)."""
 
@@ -63,6 +78,9 @@ class NodePool(pulumi.ComponentResource):
         pool = args.pool
         child = pulumi.ResourceOptions(parent=self)
         imdsv2 = pool.imdsv2_required if pool.imdsv2_required is not None else args.imds == "v2"
+        # the cluster tag tells the cloud-controller-manager which instances are this cluster's
+        tags = {f"kubernetes.io/cluster/{args.cluster}": "owned", "kubehop:cluster": args.cluster,
+                "kubehop:pool": pool.name, "kubehop:kubernetes-version": str(args.kubelet_version)}
         template = aws.ec2.LaunchTemplate(
             f"{pool.name}-launch-template",
             name=f"kubehop-{args.cluster}-{pool.name}",
@@ -75,10 +93,8 @@ class NodePool(pulumi.ComponentResource):
                 http_endpoint="enabled", http_tokens="required" if imdsv2 else "optional",
                 http_put_response_hop_limit=2, instance_metadata_tags="enabled"),
             update_default_version=True,
-            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
-                resource_type="instance",
-                tags={"kubehop:cluster": args.cluster, "kubehop:pool": pool.name,
-                      "kubehop:kubernetes-version": str(args.kubelet_version)})],
+            tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
+                                for kind in ("instance", "volume")],
             # a new kubelet must never be launchable before the control plane is at its version;
             # retained: the adopted group keeps pointing at it after `pulumi destroy`
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), retain_on_delete=True))
@@ -88,18 +104,20 @@ class NodePool(pulumi.ComponentResource):
             lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
             heartbeat_timeout=args.drain_timeout_seconds + 120,
             default_result="CONTINUE",
-            opts=child)
-        version = template.latest_version.apply(str)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))  # the drainer runs first
+        if args.adopted_template is not None:
+            template_id, version = pulumi.Output.from_input(args.adopted_template.id), pulumi.Output.from_input(args.adopted_template.version)
+        else:
+            template_id, version = template.id, template.latest_version.apply(str)
         group = aws.autoscaling.Group(
             f"{pool.name}-node-pool",
             name=pool.asg_name,
             min_size=pool.min_size,
             max_size=pool.max_size,
             vpc_zone_identifiers=pool.subnet_ids,
-            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=version),
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template_id, version=version),
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(strategy="Rolling", preferences=refresh_preferences(pool)),
-            tags=[aws.autoscaling.GroupTagArgs(key=f"k8s.io/cluster-autoscaler/{args.cluster}", value="owned", propagate_at_launch=False),
-                  aws.autoscaling.GroupTagArgs(key="k8s.io/cluster-autoscaler/enabled", value="true", propagate_at_launch=False)],
+            # tags are left as they are (the autoscaler's discovery tags among them): not managed here
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[hook, *args.after], import_=pool.asg_name,
                 retain_on_delete=True, ignore_changes=["desiredCapacity"]))
@@ -107,7 +125,7 @@ class NodePool(pulumi.ComponentResource):
             f"{pool.name}-rollout-wait", gate="rollout",
             args=["--asg", pool.asg_name, "--region", args.region, "--launch-template-version", version,
                   "--image-id", args.ami_id, "--kubelet-version", f"v{args.kubelet_version}",
-                  "--timeout", str(pool.rollout_timeout_seconds), "--interval", "30"],
+                  "--timeout", str(rollout_timeout(pool)), "--interval", "30"],
             triggers=[version, args.ami_id],
             secret_env=None, kubeconfig=args.kubeconfig, parent=self, depends_on=[group])
         self.launch_template_version = version

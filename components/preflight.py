@@ -1,6 +1,8 @@
 """Read-only checks before a hop moves anything: no client still uses an API
 the target minor removes, and no PodDisruptionBudget would block every drain
-(the classic half-done upgrade). They re-run once per hop."""
+(the classic half-done upgrade). They re-run once per hop. On the first run
+(adoption) the nodes must run the versions `adopt` declares, so a wrong adopt
+value cannot turn the adoption into an unplanned upgrade."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ class PreflightArgs:
     hop: Hop
     kubeconfig: pulumi.Input[str]
     ignore_pdbs: list[str] = field(default_factory=list)
+    adopting: bool = False
+    """First run: check the cluster really runs the adopt versions before anything moves."""
     after: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -33,4 +37,12 @@ class Preflight(pulumi.ComponentResource):
             gate_step("pdbs-preflight", gate="pdbs", args=pdb_args, triggers=triggers,
                       kubeconfig=args.kubeconfig, parent=self, depends_on=args.after),
         ]
-        self.register_outputs({"checks": ["deprecated-apis", "pdbs"]})
+        if args.adopting:
+            deployed = args.hop.deployed
+            self.steps.append(gate_step(
+                "adopted-versions-preflight", gate="nodes",
+                args=["--control-plane-version", f"v{deployed.control_plane}", "--worker-version", f"v{deployed.workers}",
+                      "--allow-cordoned", "--timeout", "60"],
+                triggers=[str(deployed.control_plane), str(deployed.workers)],
+                kubeconfig=args.kubeconfig, parent=self, depends_on=args.after))
+        self.register_outputs({"checks": ["deprecated-apis", "pdbs", *(["adopted-versions"] if args.adopting else [])]})

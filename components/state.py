@@ -39,14 +39,15 @@ def self_stack_name() -> str:
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def deployed(cfg: StackConfig) -> Deployed:
-    """The last outputs of this stack, or the adopt config for the first run."""
+def deployed(cfg: StackConfig) -> tuple[Deployed, bool]:
+    """The last outputs of this stack, or the adopt config for the first run
+    (then True: kubehop is adopting the cluster)."""
     previous = _read_output(self_stack_name())
     if previous:
-        return Deployed.from_output(previous)
+        return Deployed.from_output(previous), False
     cp = Version.parse(cfg.adopt.kubernetes_version)
     workers = Version.parse(cfg.adopt.worker_version) if cfg.adopt.worker_version else cp
-    return Deployed(cp, workers, None, dict(cfg.adopt.amis), "serving")
+    return Deployed(cp, workers, None, dict(cfg.adopt.amis), "serving"), True
 
 
 def sibling_traffic(cfg: StackConfig) -> str | None:

@@ -17,9 +17,6 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 # The helpers the control-plane step scripts share, sent ahead of each of them.
 CONTROL_PLANE_LIB = SCRIPTS_DIR / "control_plane" / "lib.sh"
-# The interpreter of the project's virtualenv (Pulumi.yaml `virtualenv: .venv`):
-# the command provider does not inherit the program's PATH.
-PYTHON = ".venv/bin/python"
 
 
 def script(relpath: str) -> str:
@@ -47,6 +44,8 @@ class SshTarget:
     bastion_host: str | None = None
     bastion_user: str | None = None
     bastion_port: int | None = None
+    host_key: str | None = None
+    bastion_host_key: str | None = None
 
     @classmethod
     def for_masters(cls, cfg, private_key: pulumi.Input[str]) -> dict[str, "SshTarget"]:
@@ -54,17 +53,18 @@ class SshTarget:
         ssh, bastion = cfg.ssh, cfg.ssh.bastion
         return {n.name: cls(n.host, ssh.user, n.port or ssh.port, private_key,
                             bastion.host if bastion else None, bastion.user if bastion else None,
-                            bastion.port if bastion else None) for n in cfg.control_plane.nodes}
+                            bastion.port if bastion else None, n.host_key,
+                            bastion.host_key if bastion else None) for n in cfg.control_plane.nodes}
 
     def connection(self) -> command.remote.ConnectionArgs:
         proxy = None
         if self.bastion_host:
             proxy = command.remote.ProxyConnectionArgs(
                 host=self.bastion_host, user=self.bastion_user, port=self.bastion_port,
-                private_key=self.private_key)
+                private_key=self.private_key, host_key=self.bastion_host_key)
         return command.remote.ConnectionArgs(
             host=self.host, user=self.user, port=self.port, private_key=self.private_key,
-            proxy=proxy, dial_error_limit=20)
+            host_key=self.host_key, proxy=proxy, dial_error_limit=20)
 
 
 def env_prefix(env: Mapping[str, str]) -> str:

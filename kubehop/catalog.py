@@ -89,7 +89,8 @@ class Addon:
 @dataclass(frozen=True)
 class Release:
     """One Kubernetes minor: the exact patch kubeadm/kubelet/kubectl move to, and
-    what a node needs to run it."""
+    what a node needs to run it. (The Debian revision suffix of the packages is
+    unconfirmed, so the scripts install `X.Y.Z-*`.)"""
 
     minor: str
     patch: str
@@ -107,11 +108,6 @@ class Release:
     @property
     def repo_key_url(self) -> str:
         return f"{self.repo_url}Release.key"
-
-    @property
-    def apt_pin(self) -> str:
-        """The Debian revision suffix is unconfirmed, so pin `X.Y.Z-*`."""
-        return f"{self.patch}-*"
 
 
 _OLD = ("1.7.0", "1.6.15")

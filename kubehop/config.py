@@ -73,6 +73,8 @@ class Bastion(Model):
     host: Host
     user: str = "ubuntu"
     port: int = Field(22, ge=1, le=65535)
+    host_key: str | None = Field(None, alias="hostKey")
+    """The bastion's public host key (`ssh-keyscan`): pinned, so no one can stand in for it."""
 
 
 class Ssh(Model):
@@ -108,6 +110,8 @@ class Node(Model):
     name: str
     host: Host
     port: int | None = Field(None, ge=1, le=65535)
+    host_key: str | None = Field(None, alias="hostKey")
+    """The master's public host key (`ssh-keyscan -t ed25519 HOST`); unpinned keys are not checked."""
 
     @field_validator("name")
     @classmethod
@@ -172,6 +176,15 @@ class Adopt(Model):
     kubernetes_version: KubeVersion = Field(alias="kubernetesVersion")
     worker_version: KubeVersion | None = Field(None, alias="workerVersion")
     amis: dict[str, str] = Field(default_factory=dict)
+    launch_templates: dict[str, "AdoptedTemplate"] = Field(default_factory=dict, alias="launchTemplates")
+
+    @field_validator("kubernetes_version", "worker_version", mode="before")
+    @classmethod
+    def _exact(cls, v: str | None) -> str | None:
+        if v is not None and len(str(v).lstrip("v").split(".")) != 3:
+            raise ValueError("must be the exact patch the cluster runs (a minor would adopt the catalog's "
+                             "last patch and upgrade to it)|use `kubectl version` / `kubeadm version`, e.g. \"1.26.15\"")
+        return v
 
     @field_validator("amis")
     @classmethod
@@ -180,6 +193,28 @@ class Adopt(Model):
             if not _AMI_RE.match(ami):
                 raise ValueError(f"amis.{role} {ami!r} is not an AMI id|use the id of the AMI the pool runs now, e.g. ami-0abc12345def67890")
         return v
+
+
+class AdoptedTemplate(Model):
+    """The launch template an adopted Auto Scaling group uses today: the group is
+    imported unchanged and moves to kubehop's template on its first rollout."""
+
+    id: str
+    version: str
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.match(r"^lt-[0-9a-f]{8,17}$", v):
+            raise ValueError("is not a launch template id|use the id the group shows, e.g. lt-0abc12345def67890")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not str(v).isdigit():
+            raise ValueError("must be a version number, not $Latest or $Default|use the number the group runs")
+        return str(v)
 
 
 class AddonConfig(Model):
@@ -276,13 +311,16 @@ class TrafficControl(Model):
     kind: Literal["http", "command"]
     url: str | None = None
     command: str | None = None
+    status_command: str | None = Field(None, alias="statusCommand")
+    """For kind command: prints the cluster's state, so a change is checked first and verified after."""
 
     @model_validator(mode="after")
     def _one(self) -> "TrafficControl":
         if self.kind == "http" and not self.url:
             raise ValueError("kind http needs url|set traffic.control.url to the DAPP state endpoint")
-        if self.kind == "command" and not self.command:
-            raise ValueError("kind command needs command|set traffic.control.command with {cluster} {state} {share}")
+        if self.kind == "command" and not (self.command and self.status_command):
+            raise ValueError("kind command needs command and statusCommand|set traffic.control.command (with {cluster} "
+                             "{state} {share}) and statusCommand (prints the state), so each change is verified")
         return self
 
 
@@ -374,6 +412,9 @@ class Verify(Model):
     max_pending: int = Field(0, ge=0, alias="maxPending")
     slo: list[SloQuery] = Field(default_factory=list)
     ignore_pdbs: list[str] = Field(default_factory=list, alias="ignorePdbs")
+
+
+Adopt.model_rebuild()
 
 
 class StackConfig(Model):
@@ -546,6 +587,16 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if role not in cfg.adopt.amis:
             problems.append(ConfigProblem(key=f"{NS}:adopt.amis.{role}", message=f"is required: the {role} pools keep this AMI until they roll",
                                           fix="set it to the AMI the pool's launch template uses today"))
+    if cfg.kafka and cfg.sibling is None:
+        problems.append(ConfigProblem(key=f"{NS}:sibling", message="is required with kafka: MirrorMaker stops and starts on both clusters",
+                                      fix="set kubehop:sibling (name, stack)"))
+    if cfg.traffic and not cfg.verify.slo:
+        problems.append(ConfigProblem(key=f"{NS}:verify.slo", message="needs at least one query: the canary watches them before users return",
+                                      fix="add verify.slo entries (name, query, max), e.g. the error rate and p99 latency"))
+    for i, pool in enumerate(cfg.node_pools):
+        if pool.name not in cfg.adopt.launch_templates:
+            problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
+                                          fix="set {id: lt-..., version: N} from `aws autoscaling describe-auto-scaling-groups`"))
     if cfg.cluster.production and cfg.traffic is None:
         problems.append(ConfigProblem(key=f"{NS}:traffic", message="is required on a production cluster",
                                       fix="add traffic (state, control) so kubehop can move users off the cluster"))

@@ -56,6 +56,12 @@ CASES = [
     ("http without url", lambda c: c["kubehop:traffic"]["control"].pop("url"), "kubehop:traffic.control", None),
     ("no traffic in prod", lambda c: c.pop("kubehop:traffic"), "kubehop:traffic", None),
     ("bad json", lambda c: c.update({"kubehop:verify": "{not json"}), "kubehop:verify", None),
+    ("adopt minor", lambda c: c["kubehop:adopt"].update({"kubernetesVersion": "1.26"}), "kubehop:adopt.kubernetesVersion", "1.26"),
+    ("kafka needs sibling", lambda c: c.pop("kubehop:sibling"), "kubehop:sibling", None),
+    ("canary needs slo", lambda c: c["kubehop:verify"].pop("slo"), "kubehop:verify.slo", None),
+    ("adopted template", lambda c: c["kubehop:adopt"]["launchTemplates"].pop("spark"), "kubehop:adopt.launchTemplates.spark", None),
+    ("template version", lambda c: c["kubehop:adopt"]["launchTemplates"]["workers"].update({"version": "$Latest"}), "kubehop:adopt.launchTemplates.workers.version", "$Latest"),
+    ("command without status", lambda c: c["kubehop:traffic"].update({"control": {"kind": "command", "command": "dapp set {cluster} {state} {share}"}}), "kubehop:traffic.control", None),
     ("workload", lambda c: c["kubehop:kafka"]["mirrorMaker"].update({"workload": "mirrormaker"}), "kubehop:kafka.mirrorMaker.workload", "mirrormaker"),
 ]
 

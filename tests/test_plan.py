@@ -326,3 +326,16 @@ def test_pools_pin_a_concrete_template_version_and_refresh_preferences(efficient
     assert workers["minHealthyPercentage"] == 90
     assert step(s, "node-pool", "databases")["risk"] == "high"
     assert "one node at a time" in step(s, "node-pool", "databases")["impact"]
+
+
+def test_plan_warns_about_placeholders_and_unpinned_host_keys(efficient, tmp_path):
+    text = "\n".join(efficient["warnings"])
+    assert "kubehop:nodeImages.cniPluginsSha256 is a placeholder" in text
+    assert "SSH host keys are not pinned for master0, master1, master2" in text
+    data = prod_b()
+    for node in data["config"]["kubehop:controlPlane"]["nodes"]:
+        node["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
+    data["config"]["kubehop:nodeImages"]["cniPluginsSha256"] = "ab" * 32
+    plan = build(read_stack_file(data), stack="prod-b", to="1.27", policy=None)
+    text = "\n".join(plan["warnings"])
+    assert "cniPluginsSha256" not in text and "host keys" not in text

@@ -205,3 +205,70 @@ def test_pools_follow_the_cluster_imds_unless_they_say_otherwise():
               if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
     assert tokens == {"workers-launch-template": "optional", "databases-launch-template": "optional",
                       "spark-launch-template": "required"}
+
+
+def test_deployed_state_waits_for_the_last_steps(baseline):
+    """A failed `pulumi up` must not record the hop as done: the exported state
+    resolves only once verification (and image builds, and the serving cutover) finished."""
+    waits = {baseline.resources[u].name for u in baseline.output_dependencies["kubehop"]}
+    assert {"nodes-verify", "pods-verify", "endpoints-verify", "network-verify", "ingress-urls-verify"} <= waits
+    maintaining = _maintaining(baseline, prod_b())
+    data = prod_b()
+    data["config"]["kubehop:traffic"]["state"] = "maintaining"
+    data["config"]["kubehop:targetVersion"] = "1.29"
+    prepared = run(data, {"organization/kubehop/prod-b": maintaining.outputs})
+    assert {"worker-image-build", "spark-image-build"} <= {prepared.resources[u].name for u in prepared.output_dependencies["kubehop"]}
+    data["config"]["kubehop:traffic"]["state"] = "serving"
+    serving = run(data, {"organization/kubehop/prod-b": prepared.outputs})
+    assert "aws-uswest2-prod-b-canary" in {serving.resources[u].name for u in serving.output_dependencies["kubehop"]}
+
+
+def test_adopted_groups_keep_their_launch_template_until_they_roll(baseline):
+    groups = {r.name: r.inputs for r in baseline.resources.values() if r.type == "aws:autoscaling/group:Group"}
+    assert groups["workers-node-pool"]["launchTemplate"] == {"id": "lt-0a1b2c3d4e5f60718", "version": "12"}
+    assert all("tags" not in g for g in groups.values()), "the groups' own tags are left alone"
+    wait = next(r for r in baseline.resources.values() if r.name == "workers-rollout-wait").inputs["create"]
+    assert "--launch-template-version 12" in wait and "--image-id ami-0a1b2c3d4e5f60718" in wait
+
+
+def test_drain_plumbing(baseline):
+    by_name = {r.name: r for r in baseline.resources.values()}
+    rule = json.loads(by_name["node-termination-asg-termination"].inputs["eventPattern"])
+    assert rule["detail"]["AutoScalingGroupName"] == sorted(
+        ["aws-uswest2-prod-b-workers", "aws-uswest2-prod-b-db", "aws-uswest2-prod-b-spark"])
+    nth = by_name["aws-node-termination-handler-addon"].inputs
+    assert nth["values"]["enableSqsTerminationDraining"] is True and nth["values"]["queueURL"].startswith("https://")
+    hook = by_name["workers-drain-hook"]
+    assert hook.inputs["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook.inputs["heartbeatTimeout"] > 900 and hook.inputs["defaultResult"] == "CONTINUE"
+    assert by_name["aws-node-termination-handler-addon"].urn in hook.dependencies, "no hook before the drainer runs"
+    tags = by_name["workers-launch-template"].inputs["tagSpecifications"]
+    assert {t["resourceType"] for t in tags} == {"instance", "volume"}
+    assert all(t["tags"]["kubernetes.io/cluster/aws-uswest2-prod-b"] == "owned" for t in tags)
+    db_wait = by_name["databases-rollout-wait"].inputs["create"]
+    assert "--timeout 6600" in db_wait and "--timeout 3600" in by_name["workers-rollout-wait"].inputs["create"]
+
+
+def test_adoption_checks_the_cluster_runs_the_adopt_versions(baseline):
+    names = {r.name: r for r in baseline.resources.values()}
+    check = names["adopted-versions-preflight"].inputs["create"]
+    assert "run_gate.sh nodes --control-plane-version v1.26.15 --worker-version v1.26.15" in check
+    snapshot = names["master0-etcd-snapshot"]
+    assert names["adopted-versions-preflight"].urn in snapshot.dependencies
+
+
+def test_ssh_host_keys_are_pinned_when_configured():
+    import pulumi
+
+    from components.steps import SshTarget
+    from kubehop.config import load
+
+    data = prod_b()
+    data["config"]["kubehop:controlPlane"]["nodes"][0]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMaster0"
+    data["config"]["kubehop:ssh"]["bastion"]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBastion"
+    sf = read_stack_file(data)
+    targets = SshTarget.for_masters(load(sf.raw, set(sf.secret_keys)), "key")
+    conn = targets["master0"].connection()
+    assert pulumi.get(conn, "host_key").endswith("Master0")
+    assert pulumi.get(pulumi.get(conn, "proxy"), "host_key").endswith("Bastion")
+    assert pulumi.get(targets["master1"].connection(), "host_key") is None

@@ -52,6 +52,8 @@ class Run:
 
     resources: dict[str, Registered] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    output_dependencies: dict[str, set[str]] = field(default_factory=dict)
+    """Per stack output, the URNs of the resources its value waits for."""
 
 
 def mask_secrets(value: Any) -> Any:
@@ -142,8 +144,9 @@ def run_program(config: dict[str, str], secret_keys: list[str], *, stack: str,
     except Exception as exc:
         exc.kubehop_run = monitor.run  # what was registered before the failure (tests check: nothing)
         raise
-    outputs = {}
     for key, value in root.outputs.items():
-        outputs[key] = _sync_await(pulumi.Output.from_input(value).future())
-    monitor.run.outputs = outputs
+        output = pulumi.Output.from_input(value)
+        monitor.run.outputs[key] = _sync_await(output.future())
+        resources = _sync_await(output.resources())
+        monitor.run.output_dependencies[key] = {_sync_await(r.urn.future()) for r in resources}
     return monitor.run

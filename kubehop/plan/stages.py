@@ -204,8 +204,24 @@ def _topological(steps: dict[str, dict], order: list[str]) -> list[dict]:
     return out
 
 
+def _placeholder(checksum: str) -> bool:
+    return set(checksum) == {"0"}
+
+
 def _warnings(cfg: config.StackConfig, stages: list[hops.Stage]) -> list[str]:
+    """What the operator should fix before the stages run, though the plan can be made."""
     warnings = []
+    images = cfg.node_images
+    if images and _placeholder(images.cni_plugins_sha256):
+        warnings.append(f"kubehop:nodeImages.cniPluginsSha256 is a placeholder: the image build refuses it; set the sha256 "
+                        f"published with CNI plugins v{catalog.CNI_PLUGINS_VERSION} (cni-plugins-linux-amd64)")
+    if images and images.spark and _placeholder(images.spark.hadoop_sha512):
+        warnings.append("kubehop:nodeImages.spark.hadoopSha512 is a placeholder: the Spark image build refuses it; "
+                        "set the sha512 from the Apache Hadoop release page")
+    unpinned = [n.name for n in cfg.control_plane.nodes if not n.host_key]
+    if unpinned:
+        warnings.append(f"SSH host keys are not pinned for {', '.join(unpinned)}: set kubehop:controlPlane.nodes[].hostKey "
+                        "(and ssh.bastion.hostKey) from `ssh-keyscan -t ed25519 HOST`, or the steps trust any host")
     for name, addon in catalog.ADDONS.items():
         if addon.warning and cfg.addons.get(name).enabled:
             warnings.append(addon.warning)
