@@ -14,8 +14,9 @@ from components.control_plane import ControlPlane, ControlPlaneArgs
 from components.cutover import Cutover, CutoverArgs
 from components.drainer import Drainer, DrainerArgs
 from components.node_image import NodeImage, NodeImageArgs
-from components.node_pool import NodePool, NodePoolArgs
+from components.node_pool import NodePool, NodePoolArgs, join_token_ttl_hours
 from components.preflight import Preflight, PreflightArgs
+from components.node_join import NodeJoin, NodeJoinArgs
 from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
 from kubehop import config, hops, interlocks
@@ -47,8 +48,8 @@ if cfg.traffic and traffic_state == "maintaining":
     first = [maintaining.last]
 
 preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting, after=first))
-control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, SshTarget.for_masters(cfg, ssh_key),
-                                                               after=preflight.steps))
+masters = SshTarget.for_masters(cfg, ssh_key)
+control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, masters, after=preflight.steps))
 addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
 
 amis: dict[str, pulumi.Input[str]] = dict(current.amis)
@@ -65,7 +66,13 @@ if cfg.node_pools:
             amis.update({role: image.ami_id for role, image in images.items()})
     drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider,
                                              [p.asg_name for p in cfg.node_pools]))
-    ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready]
+    first_master = cfg.control_plane.nodes[0].name
+    join = NodeJoin("node-join", NodeJoinArgs(
+        cfg.cluster.name, cfg.cluster.region, first_master, masters[first_master],
+        join_token_ttl_hours(cfg.node_pools, cfg.control_plane.join_token_ttl_hours),
+        triggers=[str(hop.workers), *[amis[role] for role in sorted({p.role for p in cfg.node_pools})]],
+        after=[control_plane.last]))
+    ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready, join.step]
     for pool in cfg.node_pools:  # one pool at a time, in config order
         on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
         node_pool = NodePool(pool.name, NodePoolArgs(

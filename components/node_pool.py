@@ -46,6 +46,13 @@ def refresh_preferences(pool: NodePoolConfig) -> aws.autoscaling.GroupInstanceRe
         skip_matching=True)
 
 
+def join_token_ttl_hours(pools: list[NodePoolConfig], configured: int) -> int:
+    """A token is re-used while half its lifetime is left: make that half cover
+    every pool's rollout of this run, one after another."""
+    rollout_hours = -(-sum(rollout_timeout(p) for p in pools) // 3600)
+    return max(configured, 2 * rollout_hours)
+
+
 def rollout_timeout(pool: NodePoolConfig) -> int:
     """The pool's own bound, plus the checkpoint pauses of a database pool."""
     pauses = len(DATABASE_CHECKPOINTS) * DATABASE_CHECKPOINT_DELAY if pool.database else 0

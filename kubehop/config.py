@@ -153,6 +153,8 @@ class ControlPlane(Model):
     nodes: list[Node] = Field(min_length=1)
     etcd: Etcd = Field(default_factory=Etcd)
     force_apply: bool = Field(False, alias="forceApply")
+    join_token_ttl_hours: int = Field(24, ge=2, le=720, alias="joinTokenTtlHours")
+    """Lifetime of the bootstrap token new workers join with (published in SSM before pools roll)."""
     kube_proxy: bool = Field(True, alias="kubeProxy")
     """False when a CNI replaces kube-proxy: kubeadm-apply then judges by the manifest alone."""
     drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")

@@ -17,6 +17,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "drain": ("Cordons the node and evicts its pods through the eviction API (PodDisruptionBudgets honoured, DaemonSets kept, emptyDir data deleted).", "medium"),
     "kubelet-upgrade": ("Installs kubelet and kubectl at the exact patch and restarts kubelet: the node is NotReady for a short time.", "medium"),
     "uncordon": ("Makes the node schedulable again and waits until it is Ready at the new version.", "low"),
+    "join-token": ("Publishes a fresh kubeadm bootstrap token, the API endpoint and the CA hash in SSM Parameter Store for the nodes this run launches (token never on a command line).", "low"),
     "addon": ("Helm upgrade of the addon (atomic: rolled back on failure).", "medium"),
     "addon-check": ("Waits until the addon is rolled out and does its job; fails the hop otherwise.", "low"),
     "image-build": ("Packer builds a new AMI on a temporary EC2 instance; the cluster is untouched. Every future node of the pool uses it.", "medium"),

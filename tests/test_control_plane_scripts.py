@@ -4,7 +4,8 @@ Each script is fed to `bash -s` on stdin exactly as `sudo env K=V ... bash -s` g
 it on a master (lib.sh, the helpers the steps share, then the step: the text
 components.steps.script() builds), with a PATH holding only recording stand-ins (tests/standins/cp_standin.py)
 for kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl, curl, gpg and aws,
-plus symlinks to the few real utilities the scripts may use. A tool the scripts
+plus symlinks to the few real utilities the scripts may use (openssl among them:
+join_token.sh hashes a real CA certificate made here). A tool the scripts
 should not call is simply not there. etcd_snapshot.sh runs against real etcd
 servers (plain http and mutual TLS) started on free 127.0.0.1 ports.
 
@@ -15,6 +16,7 @@ non-zero exit, and missing required input exits 2 naming the variable.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -52,10 +54,11 @@ STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "system
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
-              "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep", "dirname")
+              "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep", "dirname",
+              "date", "openssl")
 
 SCRIPT_NAMES = ("etcd_snapshot.sh", "package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh",
-                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh")
+                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh", "join_token.sh")
 LIB = "lib.sh"  # not a step: the helpers the steps share, sent ahead of each of them
 # How a step loads lib.sh when it is run from its file: not at all when lib.sh came first on stdin.
 LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
@@ -63,10 +66,14 @@ LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
 
 # (tool, regex on the argv) of every call that changes something.
 MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
-            ("kubeadm", r"^upgrade (apply|node)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
+            ("kubeadm", r"^upgrade (apply|node)\b"), ("kubeadm", r"^token (create|delete)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
             ("systemctl", r"\b(restart|daemon-reload|start|stop)\b"), ("curl", ""), ("gpg", ""),
-            ("aws", r"^s3 (cp|mv|rm)\b"), ("etcdctl", r"snapshot save"))
-SECRET_LOOKING = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]*KEY|password|passwd|secret|token|AKIA[0-9A-Z]{16}", re.I)
+            ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"))
+# Secrets in an argv: keys, passwords, a token handed over as --token/token=, a value shaped like a
+# kubeadm bootstrap token (abcdef.0123456789abcdef) anywhere, an AWS access key id. The word "token"
+# alone is not one: `kubeadm token create` and the parameter /kubehop/<cluster>/join-token are names.
+SECRET_LOOKING = re.compile(r"PRIVATE KEY|BEGIN [A-Z ]*KEY|password|passwd|secret|--token\b|token[=:]|"
+                            r"(?-i:\b[a-z0-9]{6}\.[a-z0-9]{16}\b)|AKIA[0-9A-Z]{16}", re.I)
 
 
 # --------------------------------------------------------------------------- rig
@@ -161,6 +168,9 @@ class Rig:
             "ready_after_restart": 1,
             "drain": "ok",
             "s3": {},
+            "api_server": "https://10.0.0.10:6443",  # the server of the kubeconfig (kubectl config view)
+            "tokens": [],  # kubeadm bootstrap tokens
+            "ssm": {},  # SSM parameters: name -> {"Value", "Type", "Version"}
             "fail": [],
         })
         for tool in STANDIN_TOOLS:
@@ -382,14 +392,15 @@ def test_each_step_is_sent_after_lib_and_other_scripts_alone():
 REQUIRED = {
     "etcd_snapshot.sh": ("KUBEHOP_NODE", "KUBEHOP_HOP"),
     "package_repo.sh": ("KUBEHOP_NODE", "KUBEHOP_REPO_URL", "KUBEHOP_REPO_KEY_URL"),
+    "join_token.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION"),
     **{name: ("KUBEHOP_NODE", "KUBEHOP_VERSION") for name in SCRIPT_NAMES
-       if name not in ("etcd_snapshot.sh", "package_repo.sh")},
+       if name not in ("etcd_snapshot.sh", "package_repo.sh", "join_token.sh")},
 }
 
 
 @pytest.mark.parametrize(("name", "var"), [(n, v) for n, vs in REQUIRED.items() for v in vs])
 def test_missing_required_input_exits_2_naming_it(rig: Rig, name: str, var: str):
-    extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL}
+    extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL, **token_env()}
     result = rig.run(name, drop=(var,), **extra)
     assert result.rc == 2, result.err
     assert re.search(rf"^kubehop: {var} is required \(e\.g\. \S+", result.err, re.M), result.err
@@ -428,6 +439,10 @@ def test_a_step_run_from_its_file_does_its_work(rig: Rig):
     ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "ETCDCTL_ENDPOINTS": "https://10.0.0.1:2379,https://10.0.0.2:2379"},
      "ETCDCTL_ENDPOINTS must be exactly one"),
     ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "KUBEHOP_SNAPSHOT_KEEP": "0"}, "KUBEHOP_SNAPSHOT_KEEP must be"),
+    ("join_token.sh", {"KUBEHOP_CLUSTER": "prod/b", "KUBEHOP_REGION": "eu-west-1"}, "KUBEHOP_CLUSTER must be"),
+    ("join_token.sh", {"KUBEHOP_CLUSTER": "prod-b", "KUBEHOP_REGION": "Ireland"}, "KUBEHOP_REGION must be an AWS region"),
+    *[("join_token.sh", {**{"KUBEHOP_CLUSTER": "prod-b", "KUBEHOP_REGION": "eu-west-1"}, "KUBEHOP_TOKEN_TTL": ttl},
+       "KUBEHOP_TOKEN_TTL must be a duration of at least 1h") for ttl in ("30m", "0", "6 h", "1d", "-6h")],
 ])
 def test_bad_input_exits_2(rig: Rig, name: str, extra: dict, message: str):
     result = rig.run(name, **extra)
@@ -825,6 +840,191 @@ def test_uncordon_failure_keeps_node_cordoned_and_says_so(rig: Rig):
     result = rig.run("uncordon.sh")
     assert result.rc == 1 and "FAILED: kubectl uncordon master0 failed" in result.err
     assert "stays cordoned" in result.err
+
+
+# --------------------------------------------------------------------------- join_token.sh
+CLUSTER, REGION = "prod-b", "eu-west-1"
+PARAM = f"/kubehop/{CLUSTER}"
+ENDPOINT = "10.0.0.10:6443"
+GET = f"--region {REGION} --name {{}} --with-decryption --query Parameter.Value --output text"
+BOOTSTRAP_TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+
+
+def token_env(**extra: str) -> dict[str, str]:
+    return {"KUBEHOP_CLUSTER": CLUSTER, "KUBEHOP_REGION": REGION, **extra}
+
+
+def make_ca(rig: Rig) -> str:
+    """A real self-signed CA at $ROOT/etc/kubernetes/pki/ca.crt, made with openssl; returns kubeadm's
+    discovery hash of it, computed here independently (SHA-256 of the DER SubjectPublicKeyInfo)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pki = rig.root / "etc/kubernetes/pki"
+    pki.mkdir(parents=True, exist_ok=True)
+    subprocess.run([shutil.which("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(rig.tmp / "ca.key"), "-out", str(pki / "ca.crt"), "-days", "1", "-subj", "/CN=kubernetes"],
+                   check=True, capture_output=True)
+    cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def get_param(name: str) -> str:
+    return f"aws ssm get-parameter {GET.format(PARAM + '/' + name)}"
+
+
+def put_string(name: str, value: str) -> str:
+    return f"aws ssm put-parameter --region {REGION} --name {PARAM}/{name} --type String --overwrite --value {value}"
+
+
+READS = ["kubectl config view --minify -o jsonpath={.clusters[0].cluster.server}",
+         get_param("api-endpoint"), get_param("ca-cert-hash"), get_param("join-token")]
+
+
+def assert_token_hidden(result: Result, token: str) -> None:
+    for call in result.calls:
+        assert token not in " ".join(call["argv"]), f"the token is in the argv of {render(call)}"
+    assert token not in result.out + result.err
+
+
+def tokens(rig: Rig) -> list[dict]:
+    return rig.state()["tokens"]
+
+
+def test_join_token_creates_and_publishes_then_skips(rig: Rig):
+    ca_hash = make_ca(rig)
+    started = time.time()
+    first = rig.run("join_token.sh", **token_env())
+    assert first.rc == 0, first.err
+    (made,) = tokens(rig)
+    token = made["token"]
+    assert BOOTSTRAP_TOKEN.match(token) and made["description"] == "kubehop node rollout"
+    assert started + 6 * 3600 - 5 <= made["expires"] <= time.time() + 6 * 3600
+    assert first.commands[:4] == READS
+    assert first.commands[4:7] == [
+        put_string("api-endpoint", ENDPOINT), put_string("ca-cert-hash", ca_hash),
+        f"kubeadm token create --kubeconfig {rig.kubeconfig} --ttl 6h --description kubehop node rollout"]
+    (put_token,) = first.commands[7:]
+    prefix = f"aws ssm put-parameter --region {REGION} --name {PARAM}/join-token --type SecureString --overwrite " \
+             f"--cli-input-json file://{rig.scratch}/"
+    assert put_token.startswith(prefix) and put_token.endswith("/put.json"), put_token
+    state = rig.state()
+    assert state["ssm"] == {
+        f"{PARAM}/api-endpoint": {"Value": ENDPOINT, "Type": "String", "Version": 1},
+        f"{PARAM}/ca-cert-hash": {"Value": ca_hash, "Type": "String", "Version": 1},
+        f"{PARAM}/join-token": {"Value": token, "Type": "SecureString", "Version": 1}}
+    # The token reached aws only through the 0600 input file (gone now: check_every_run), never an argv.
+    assert [(p["name"].rsplit("/", 1)[1], p["via"], p["file_mode"]) for p in state["ssm_puts"]] == [
+        ("api-endpoint", "argv", None), ("ca-cert-hash", "argv", None), ("join-token", "file", "0o600")]
+    assert_token_hidden(first, token)
+    assert f"done: bootstrap token {token.split('.')[0]} (ttl 6h) written to {PARAM}/join-token" in first.out
+
+    second = rig.run("join_token.sh", **token_env())
+    assert skipped(second, "join-token"), second.out + second.err
+    assert "more than half of 6h left" in second.out
+    assert second.commands == [*READS, f"kubeadm token list --kubeconfig {rig.kubeconfig} -o json"]
+    assert second.mutating == [] and tokens(rig) == [made]
+    assert_token_hidden(second, token)
+
+
+@pytest.mark.parametrize(("left", "message"), [
+    (2 * 3600, "has only"),  # less than half of 6h left
+    (-60, "is expired or gone from the cluster"),
+    (None, "is expired or gone from the cluster"),  # deleted from the cluster
+])
+def test_join_token_replaces_a_short_lived_expired_or_deleted_token(rig: Rig, left: int | None, message: str):
+    make_ca(rig)
+    assert rig.run("join_token.sh", **token_env()).rc == 0
+    (old,) = tokens(rig)
+    rig.update(tokens=[] if left is None else [{**old, "expires": time.time() + left}])
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 0, result.err
+    assert message in result.out
+    new = tokens(rig)[-1]
+    assert new["token"] != old["token"] and BOOTSTRAP_TOKEN.match(new["token"])
+    assert rig.state()["ssm"][f"{PARAM}/join-token"] == {"Value": new["token"], "Type": "SecureString", "Version": 2}
+    # Endpoint and hash were current: only the token is written.
+    assert [c.split(" --")[0] for c in result.mutating] == ["kubeadm token create", "aws ssm put-parameter"]
+    assert_token_hidden(result, new["token"])
+    assert_token_hidden(result, old["token"])
+    assert skipped(rig.run("join_token.sh", **token_env()), "join-token")
+
+
+def test_join_token_custom_ttl_and_stale_endpoint(rig: Rig):
+    make_ca(rig)
+    first = rig.run("join_token.sh", **token_env(KUBEHOP_TOKEN_TTL="1h30m"))
+    assert first.rc == 0, first.err
+    assert f"kubeadm token create --kubeconfig {rig.kubeconfig} --ttl 1h30m --description kubehop node rollout" \
+        in first.commands
+    assert tokens(rig)[0]["expires"] <= time.time() + 5400
+    # The kubeconfig now names a load balancer (no port: 443): only the endpoint is rewritten.
+    rig.update(api_server="https://api.prod-b.example.com/")
+    second = rig.run("join_token.sh", **token_env(KUBEHOP_TOKEN_TTL="1h30m"))
+    assert second.rc == 0, second.err
+    assert second.mutating == [put_string("api-endpoint", "api.prod-b.example.com:443")]
+    assert "the token in /kubehop/prod-b/join-token is kept" in second.out
+    assert len(tokens(rig)) == 1
+
+
+def test_join_token_put_failure_deletes_the_new_token_and_leaves_no_file(rig: Rig):
+    make_ca(rig)
+    denied = ("An error occurred (AccessDeniedException) when calling the PutParameter operation: User: "
+              "arn:aws:sts::123456789012:assumed-role/master/i-0abc is not authorized to perform: ssm:PutParameter "
+              f"on resource: arn:aws:ssm:{REGION}:123456789012:parameter{PARAM}/join-token because no "
+              "identity-based policy allows the ssm:PutParameter action")
+    rig.fail("aws", r"^ssm put-parameter .*/join-token", rc=254, stderr=denied)
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1
+    assert f"FAILED: aws ssm put-parameter {PARAM}/join-token failed: " in result.err
+    assert "is not authorized to perform: ssm:PutParameter" in result.err
+    assert f"needs ssm:PutParameter on arn:aws:ssm:{REGION}:<account>:parameter{PARAM}/*" in result.err
+    assert "was deleted again" in result.err
+    # No unused credential left in the cluster, none in SSM, no input file in TMPDIR (check_every_run).
+    assert tokens(rig) == [] and f"{PARAM}/join-token" not in rig.state()["ssm"]
+    created = [c for c in result.calls if c["argv"][:2] == ["token", "create"]]
+    assert len(created) == 1 and result.commands[-1].startswith("kubeadm token delete")
+
+
+def test_join_token_no_write_permission_fails_before_making_a_token(rig: Rig):
+    make_ca(rig)
+    rig.fail("aws", r"^ssm put-parameter", rc=254, stderr="An error occurred (AccessDeniedException) when calling "
+             "the PutParameter operation: not authorized to perform: ssm:PutParameter")
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1 and f"FAILED: aws ssm put-parameter {PARAM}/api-endpoint failed" in result.err
+    assert "needs ssm:PutParameter" in result.err
+    assert not [c for c in result.commands if c.startswith("kubeadm token")] and tokens(rig) == []
+
+
+def test_join_token_unreadable_parameter_fails_without_changes(rig: Rig):
+    make_ca(rig)
+    rig.fail("aws", r"^ssm get-parameter", rc=254, stderr="An error occurred (AccessDeniedException) when calling "
+             "the GetParameter operation: not authorized to perform: ssm:GetParameter")
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1 and f"FAILED: cannot read SSM parameter {PARAM}/api-endpoint in {REGION}" in result.err
+    assert "needs ssm:GetParameter" in result.err and "nothing was changed" in result.err
+    assert result.mutating == []
+
+
+def test_join_token_needs_the_ca_and_the_aws_cli(rig: Rig):
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1 and f"FAILED: cannot read {rig.root}/etc/kubernetes/pki/ca.crt" in result.err
+    assert result.calls == []
+    make_ca(rig)
+    (rig.bin / "aws").unlink()
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1 and "FAILED: aws is not installed on master0; install it (Ubuntu: apt-get install awscli)" \
+        in result.err
+    assert result.calls == []
+
+
+def test_join_token_refuses_a_kubeconfig_server_that_is_not_https(rig: Rig):
+    make_ca(rig)
+    rig.update(api_server="http://10.0.0.10:8080")
+    result = rig.run("join_token.sh", **token_env())
+    assert result.rc == 1 and "is 'http://10.0.0.10:8080', not https://<host>[:port]" in result.err
+    assert result.mutating == []
 
 
 # --------------------------------------------------------------------------- whole sequences

@@ -765,8 +765,10 @@ def test_base_sh_applies_settings_and_second_run_is_noop(tmp_path):
     assert ["sysctl", "-q", "-p", str(box.file(paths["sysctl"]))] in calls
     assert ["swapoff", "-a"] in calls
     (install,) = [c for c in calls if c[0] == "apt-get" and "install" in c]
-    wanted = [p for p in data["packages"]["prerequisites"] if p != "curl"]
+    # The settings' prerequisites, then the AWS CLI the boot script reads its join parameters with.
+    wanted = [p for p in data["packages"]["prerequisites"] if p != "curl"] + ["awscli"]
     assert install[install.index("--no-install-recommends") + 1 :] == wanted
+    assert (box.state / "pkg-awscli").exists()
 
     before = box.snapshot()
     out = box.run("base.sh")
@@ -775,6 +777,30 @@ def test_base_sh_applies_settings_and_second_run_is_noop(tmp_path):
     names = [c[0] for c in box.calls()]
     assert "apt-get" not in names and "swapoff" not in names
     assert "wrote" not in out.stderr
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_base_sh_installs_the_aws_cli_once(tmp_path, listed):
+    """awscli (user_data.sh's `aws ssm get-parameter`) comes with every image, once, even when the
+    settings list it too; an image that has it does not reinstall it."""
+    box = Sandbox(tmp_path)
+    files = FILES
+    if listed:
+        files = tmp_path / "files"
+        shutil.copytree(FILES, files, ignore=shutil.ignore_patterns("__pycache__"))
+        data = settings()
+        data["packages"]["prerequisites"].insert(0, "awscli")
+        (files / "node-settings.yaml").write_text(yaml.safe_dump(data))
+    for pkg in settings()["packages"]["prerequisites"]:
+        (box.state / f"pkg-{pkg}").write_text("1.0")  # everything but the AWS CLI is there already
+    out = box.run("base.sh", KUBEHOP_FILES_DIR=str(files))
+    assert out.returncode == 0, out.stderr
+    (install,) = [c for c in box.calls() if c[0] == "apt-get" and "install" in c]
+    assert install[install.index("--no-install-recommends") + 1 :] == ["awscli"]
+    assert "installing prerequisites: awscli\n" in out.stderr
+    out = box.run("base.sh", KUBEHOP_FILES_DIR=str(files))
+    assert out.returncode == 0, out.stderr
+    assert "apt-get" not in [c[0] for c in box.calls()]
 
 
 def test_containerd_sh_pins_version_and_sets_cgroup_from_settings(tmp_path):

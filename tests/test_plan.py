@@ -339,3 +339,15 @@ def test_plan_warns_about_placeholders_and_unpinned_host_keys(efficient, tmp_pat
     plan = build(read_stack_file(data), stack="prod-b", to="1.27", policy=None)
     text = "\n".join(plan["warnings"])
     assert "cniPluginsSha256" not in text and "host keys" not in text
+
+
+def test_a_fresh_join_token_precedes_every_rollout(efficient, each_hop):
+    for plan, stages in ((efficient, ["1.29.15"]), (each_hop, VERSION_STAGES)):
+        for name in stages:
+            s = stage(plan, name)
+            token = step(s, "join-token", "master0")
+            assert step(s, "uncordon", "master2")["id"] in ancestors(s, token["id"])
+            for pool in ("workers", "databases", "spark"):
+                assert token["id"] in ancestors(s, step(s, "node-pool", pool)["id"])
+            assert "KUBEHOP_TOKEN_TTL=24h" in token["inputs"]["create"]
+    assert not steps_by(stage(efficient, "1.27.16"), "join-token"), "no new nodes, no new token"

@@ -3,7 +3,10 @@
 # apt prerequisites, kernel modules (now and at boot), sysctls (now and at
 # boot), swap off (now and in fstab), and a copy of the settings file on the
 # node. Every value comes from node-settings.yaml via nodesettings.py; this
-# script holds none of them.
+# script holds none of them. The one package named here is awscli (the AWS
+# CLI): the node's boot script (components/scripts/node_pool/user_data.sh)
+# reads its join parameters with `aws ssm get-parameter`, so every kubehop
+# image needs it whatever the settings say.
 #
 # Environment:
 #   KUBEHOP_FILES_DIR  required: directory holding node-settings.yaml and
@@ -34,16 +37,22 @@ if [[ -z "${ROOT}" ]] && command -v cloud-init >/dev/null; then
 fi
 
 # --- apt prerequisites ------------------------------------------------------
+# The settings' list, then what the boot script needs (unless listed already).
+readonly BOOT_PACKAGES=(awscli)
 prereq_text="$(settings get packages.prerequisites)"
+prereqs=()
 missing=()
 if [[ -n "${prereq_text}" ]]; then
   mapfile -t prereqs <<<"${prereq_text}"
-  # One query for all of them; unknown packages are simply not listed.
-  installed_text="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${prereqs[@]}" 2>/dev/null || true)"
-  for pkg in "${prereqs[@]}"; do
-    grep -qxF "${pkg} installed" <<<"${installed_text}" || missing+=("${pkg}")
-  done
 fi
+for pkg in "${BOOT_PACKAGES[@]}"; do
+  [[ " ${prereqs[*]} " == *" ${pkg} "* ]] || prereqs+=("${pkg}")
+done
+# One query for all of them; unknown packages are simply not listed.
+installed_text="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${prereqs[@]}" 2>/dev/null || true)"
+for pkg in "${prereqs[@]}"; do
+  grep -qxF "${pkg} installed" <<<"${installed_text}" || missing+=("${pkg}")
+done
 if ((${#missing[@]} > 0)); then
   log "installing prerequisites: ${missing[*]}"
   apt_install --no-install-recommends "${missing[@]}"

@@ -28,15 +28,26 @@ A half-finished apply: state["apply_fail_after_manifests"] makes `kubeadm
 upgrade apply` rewrite the manifest and then exit 1 before its addon phase
 (kube-proxy untouched); state["apply_skips_kube_proxy"] makes it succeed
 without touching kube-proxy.
+
+Join parameters: `kubeadm token create/list/delete` keep bootstrap tokens in
+state["tokens"] ({"token", "expires": epoch seconds or null, "description"});
+`kubectl config view` shows state["api_server"] as the kubeconfig's server;
+`aws ssm get-parameter/put-parameter` keep parameters in state["ssm"] (name ->
+{"Value", "Type", "Version"}) and log every put in state["ssm_puts"]: how the
+value came (argv or the --cli-input-json file) and that file's mode.
 """
 from __future__ import annotations
 
 import fcntl
 import fnmatch
+import datetime
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
+import string
 import sys
 import time
 
@@ -175,8 +186,67 @@ def write_manifest(state: dict, version: str) -> None:
         fh.write(text)
 
 
+def go_duration(text: str) -> int:
+    """Seconds of a Go duration made of h, m and s parts ('6h', '1h30m')."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or not parts:
+        die(1, f'invalid argument "{text}" for "--ttl" flag: time: invalid duration "{text}"')
+    h, m, s = (int(p or 0) for p in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kubeadm_token(state: dict) -> None:
+    """`kubeadm token create --ttl D --description T` (prints the token), `list -o json`, `delete ID`."""
+    tokens = state.setdefault("tokens", [])
+    args = ARGV[1:]
+    if args[:1] == ["create"]:
+        ttl = go_duration(args[args.index("--ttl") + 1]) if "--ttl" in args else 86400
+        description = args[args.index("--description") + 1] if "--description" in args else ""
+        alphabet = string.ascii_lowercase + string.digits
+        token = "".join(secrets.choice(alphabet) for _ in range(6)) + "." + \
+            "".join(secrets.choice(alphabet) for _ in range(16))
+        tokens.append({"token": token, "expires": time.time() + ttl if ttl else None, "description": description})
+        save(state)
+        print(token)
+        return
+    if args[:1] == ["list"]:
+        if args[args.index("-o") + 1 if "-o" in args else 0] != "json":
+            die(1, f"stand-in kubeadm token list only prints -o json, got {ARGV}")
+        for t in tokens:  # one indented object per token, no list around them, like kubeadm's JSON printer
+            obj = {"kind": "BootstrapToken", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+                   "creationTimestamp": None, "token": t["token"], "description": t["description"]}
+            if t["expires"] is not None:
+                obj["expires"] = rfc3339(t["expires"])
+            obj["usages"] = ["authentication", "signing"]
+            obj["groups"] = ["system:bootstrappers:kubeadm:default-node-token"]
+            print(json.dumps(obj, indent=4))
+        return
+    if args[:1] == ["delete"]:
+        ids, skip = [], False
+        for a in args[1:]:
+            if skip:
+                skip = False
+            elif a == "--kubeconfig":
+                skip = True
+            elif not a.startswith("-"):
+                ids.append(a)
+        state["tokens"] = [t for t in tokens if t["token"].split(".")[0] not in ids]
+        save(state)
+        for i in ids:
+            print(f'bootstrap token "{i}" deleted')
+        return
+    die(1, f"stand-in kubeadm does not know {ARGV}")
+
+
 def kubeadm(state: dict) -> None:
     own = "v" + plain(state["packages"]["kubeadm"])
+    if ARGV[:1] == ["token"]:
+        kubeadm_token(state)
+        return
     if ARGV[:1] == ["version"]:
         print(own if "short" in ARGV else f'kubeadm version: &version.Info{{GitVersion:"{own}"}}')
         return
@@ -332,6 +402,11 @@ def kubectl(state: dict) -> None:
     if kubeconfig is None:
         die(1, "E1126 couldn't get current server API group list: dial tcp 127.0.0.1:8080: connect: connection refused\n"
                "The connection to the server localhost:8080 was refused - did you specify the right host or port?")
+    if args[:2] == ["config", "view"]:
+        config = {"clusters": [{"name": "kubernetes", "cluster": {"server": state.get("api_server", ""),
+                                                                 "certificate-authority-data": "DATA+OMITTED"}}]}
+        sys.stdout.write(jsonpath(config, jsonpath_format(args, "config")))
+        return
     if args[:2] in (["get", "daemonset"], ["get", "daemonsets"], ["get", "ds"]):
         daemonset(state, namespace, args)
         return
@@ -408,7 +483,84 @@ def gpg(state: dict, data: bytes) -> None:
         sys.stdout.buffer.write(out)
 
 
+AWS_FLAGS = {"--overwrite", "--no-overwrite", "--with-decryption", "--no-with-decryption"}
+
+
+def aws_options(args: list[str]) -> tuple[dict[str, str], set[str]]:
+    """--key value pairs and the boolean flags of an aws call."""
+    options, flags, i = {}, set(), 0
+    while i < len(args):
+        if args[i] in AWS_FLAGS:
+            flags.add(args[i])
+            i += 1
+        elif args[i].startswith("--"):
+            options[args[i]] = args[i + 1]
+            i += 2
+        else:
+            die(252, f"aws: error: unrecognized arguments: {args[i]}")
+    return options, flags
+
+
+def aws_error(code: str, operation: str, message: str = "") -> None:
+    die(254, f"\nAn error occurred ({code}) when calling the {operation} operation: {message}")
+
+
+def ssm(state: dict) -> None:
+    options, flags = aws_options(ARGV[2:])
+    params = state.setdefault("ssm", {})
+    if "--region" not in options:
+        die(253, "You must specify a region. You can also configure your region by running \"aws configure\".")
+    if ARGV[1] == "get-parameter":
+        param = params.get(options.get("--name", ""))
+        if param is None:
+            aws_error("ParameterNotFound", "GetParameter")
+        value = param["Value"]
+        if param["Type"] == "SecureString" and "--with-decryption" not in flags:
+            value = "AQICAHhciphertext=="
+        if options.get("--query") != "Parameter.Value" or options.get("--output") != "text":
+            die(252, f"stand-in aws ssm get-parameter only answers --query Parameter.Value --output text, got {ARGV}")
+        print(value)
+        return
+    if ARGV[1] == "put-parameter":
+        request, via, mode = {}, "argv", None
+        source = options.get("--cli-input-json")
+        if source is not None:
+            if not source.startswith("file://"):
+                die(252, "stand-in aws: kubehop passes --cli-input-json only as file://")
+            path = source[len("file://"):]
+            mode = oct(stat.S_IMODE(os.stat(path).st_mode))
+            with open(path) as fh:
+                request = json.load(fh)
+            via = "file"
+        for key in ("Name", "Value", "Type"):
+            if f"--{key.lower()}" in options:
+                request[key] = options[f"--{key.lower()}"]
+        if "Value" in request and "--value" in options:
+            via = "argv"
+        if "--overwrite" in flags:
+            request["Overwrite"] = True
+        name = request.get("Name")
+        if not name or "Value" not in request:
+            die(252, "aws: error: the following arguments are required: --name, --value")
+        if name in params and not request.get("Overwrite"):
+            aws_error("ParameterAlreadyExists", "PutParameter", "The parameter already exists. "
+                      "To overwrite this value, set the overwrite option in the request to true.")
+        kind = request.get("Type") or (params[name]["Type"] if name in params else None)
+        if kind not in ("String", "StringList", "SecureString"):
+            aws_error("ValidationException", "PutParameter", "Type is required when creating a parameter")
+        version = params[name]["Version"] + 1 if name in params else 1
+        params[name] = {"Value": request["Value"], "Type": kind, "Version": version}
+        state.setdefault("ssm_puts", []).append({"name": name, "type": kind, "via": via, "file_mode": mode})
+        save(state)
+        print(json.dumps({"Version": version, "Tier": "Standard"}, indent=4))
+        return
+    die(252, f"stand-in aws does not know {ARGV}")
+
+
 def aws(state: dict) -> None:
+    if ARGV[:1] == ["ssm"]:
+        ssm(state)
+        return
     words = [a for a in ARGV if not a.startswith("--")]
     if words[:2] == ["s3", "ls"]:
         uri = words[2]
