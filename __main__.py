@@ -56,10 +56,11 @@ amis: dict[str, pulumi.Input[str]] = dict(current.amis)
 rolled: list[pulumi.Resource] = []
 images: dict[str, NodeImage] = {}
 if cfg.node_pools:
+    roles = sorted({p.role for p in cfg.node_pools})
     if hop.builds_images:
         images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
                                                                     cfg.cluster.region, cfg.cluster.name))}
-        if "spark" in {p.role for p in cfg.node_pools}:
+        if "spark" in roles:
             images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
                                                                      cfg.cluster.name, base_ami=images["worker"].ami_id))
         if hop.rolls_to_built_images:
@@ -70,7 +71,7 @@ if cfg.node_pools:
     join = NodeJoin("node-join", NodeJoinArgs(
         cfg.cluster.name, cfg.cluster.region, first_master, masters[first_master],
         join_token_ttl_hours(cfg.node_pools, cfg.control_plane.join_token_ttl_hours),
-        triggers=[str(hop.workers), *[amis[role] for role in sorted({p.role for p in cfg.node_pools})]],
+        triggers=[str(hop.workers), *[amis[role] for role in roles]],
         after=[control_plane.last]))
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready, join.step]
     for pool in cfg.node_pools:  # one pool at a time, in config order
@@ -97,8 +98,7 @@ if cfg.traffic and traffic_state == "serving" and current.traffic == "maintainin
 deployed_now = {
     "controlPlaneVersion": str(hop.control_plane),
     "workerVersion": str(hop.workers),
-    "imageVersion": str(hop.image) if cfg.node_pools and hop.builds_images else
-                    (str(current.image) if current.image else None),
+    "imageVersion": str(hop.image) if images else (str(current.image) if current.image else None),
     "traffic": traffic_state,
     "mirrorMaker": hops.mirror_maker_after(current, traffic_state, cfg.kafka is not None),
 }

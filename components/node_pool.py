@@ -83,7 +83,6 @@ class NodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubehop:index:NodePool", name, None, opts)
         pool = args.pool
-        child = pulumi.ResourceOptions(parent=self)
         imdsv2 = pool.imdsv2_required if pool.imdsv2_required is not None else args.imds == "v2"
         # the cluster tag tells the cloud-controller-manager which instances are this cluster's
         tags = {f"kubernetes.io/cluster/{args.cluster}": "owned", "kubehop:cluster": args.cluster,

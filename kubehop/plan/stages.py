@@ -138,8 +138,19 @@ def _nearest(deps: set[str], closure: dict[str, set[str]]) -> set[str]:
     return {d for d in deps if not any(d in closure.get(o, set()) for o in deps if o != d)}
 
 
+def stage_ops(prev: engine.Run, cur: engine.Run) -> dict[str, str]:
+    """What one stage changes: resource URN -> create/update/replace."""
+    ops: dict[str, str] = {}
+    for urn, res in cur.resources.items():
+        if _is_step(res):
+            op = _op(prev.resources.get(urn), res)
+            if op:
+                ops[urn] = op
+    return ops
+
+
 def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
-               earlier: dict[str, str] | None = None) -> list[dict]:
+               earlier: dict[str, str] | None = None, ops: dict[str, str] | None = None) -> list[dict]:
     """The steps of one stage in dependency order, each with its nearest
     in-stage dependencies, action, target, op, inputs, impact and risk.
 
@@ -147,12 +158,7 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
     a step's `after` lists the nearest of those it relies on ("stage/id"),
     e.g. a launch template on the image the prepare stage built."""
     earlier = earlier or {}
-    ops: dict[str, str] = {}
-    for urn, res in cur.resources.items():
-        if _is_step(res):
-            op = _op(prev.resources.get(urn), res)
-            if op:
-                ops[urn] = op
+    ops = stage_ops(prev, cur) if ops is None else ops
     deleted = [urn for urn, res in prev.resources.items() if urn not in cur.resources and _is_step(res)]
     direct = _expand(cur)
     closure = _closure(direct)
@@ -279,9 +285,9 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         outputs = {**sibling, self_name: prev.outputs}
         run = _run(current, stack_file.secret_keys, stack, outputs, versions, stage.name)
         state = run.outputs.get("kubehop", {})
-        steps = diff_stage(prev, run, databases, changed_in)
-        changed_in.update({urn: stage.name for urn, res in run.resources.items()
-                           if any(x["id"] == res.name and x["resourceType"] == res.type for x in steps)})
+        ops = stage_ops(prev, run)
+        steps = diff_stage(prev, run, databases, changed_in, ops)
+        changed_in.update({urn: stage.name for urn in ops})
         out_stages.append({
             "name": stage.name,
             "config": dict(stage.config),
