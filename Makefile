@@ -1,15 +1,19 @@
 # kubehop: the README's commands.
 #   make plan   the offline plan of prod-b to 1.29 (no cloud, cluster or Pulumi CLI needed)
 #   make test   the whole test suite (installs what it needs first)
+#   make bench  plan wall time, maintenance window and total for prod-b and a 7-master/40-pool cluster
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  ?= prod-b
 TO     ?= 1.29
 
-.PHONY: plan test setup system-deps lint
+.PHONY: plan test setup system-deps lint bench
 
 plan: setup
 	$(PY) -m kubehop plan --stack $(STACK) --to $(TO)
+
+bench: setup
+	$(PY) -m kubehop.plan.bench
 
 test: setup system-deps
 	$(PY) -m pytest -q

@@ -19,7 +19,7 @@ from components.preflight import Preflight, PreflightArgs
 from components.node_join import NodeJoin, NodeJoinArgs
 from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
-from kubehop import config, hops, interlocks
+from kubehop import config, hops, interlocks, waves
 
 raw, secret_keys = state.raw_config()
 try:
@@ -74,12 +74,16 @@ if cfg.node_pools:
         triggers=[str(hop.workers), *[amis[role] for role in roles]],
         after=[control_plane.last]))
     ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready, join.step]
-    for pool in cfg.node_pools:  # one pool at a time, in config order
+    rolled_by: dict[str, pulumi.Resource] = {}
+    waits = waves.waits_for(cfg.node_pools, cfg.rollout)
+    for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
         on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
         node_pool = NodePool(pool.name, NodePoolArgs(
             pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
             cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
-            cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None, after=ready + rolled))
+            cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
+            after=ready + [rolled_by[name] for name in waits[pool.name]]))
+        rolled_by[pool.name] = node_pool.rolled
         rolled.append(node_pool.rolled)
 
 verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,

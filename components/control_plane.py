@@ -1,10 +1,11 @@
 """The kubeadm control-plane upgrade of one hop (runbook sections 1 and 6.3.1).
 
 Every step is its own resource so `pulumi preview` lists it and a failed
-`pulumi up` resumes at the step that failed: etcd snapshot on the first
-master; then on the first master repo, kubeadm, plan, apply, drain, kubelet,
-uncordon; then each other master strictly one after another with
-`kubeadm upgrade node`.
+`pulumi up` resumes at the step that failed. At the start, beside each
+other: the etcd snapshot on the first master and, on every master, the
+package repository switch and kubeadm install (no running component moves).
+Then the first master's plan, apply, drain, kubelet, uncordon; then each other
+master strictly one after another with `kubeadm upgrade node`.
 """
 from __future__ import annotations
 
@@ -51,14 +52,17 @@ class ControlPlane(pulumi.ComponentResource):
 
         previous: pulumi.Resource = snapshot
         for index, node in enumerate(cfg.nodes):
-            previous = self._node_steps(node.name, index == 0, args, common, triggers, previous)
+            staged = self._stage_packages(node.name, args, common, triggers)
+            previous = self._node_steps(node.name, index == 0, args, common, triggers, [previous, staged])
         self.last = previous
         self.version = pulumi.Output.from_input(version)
         self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})
 
     def _node_steps(self, node: str, first: bool, args: ControlPlaneArgs, common: dict[str, str],
-                    triggers: list[str], after: pulumi.Resource) -> pulumi.Resource:
-        """The chain of steps on one master; returns its last step (uncordon)."""
+                    triggers: list[str], after: list[pulumi.Resource]) -> pulumi.Resource:
+        """The chain of steps that touch this master's running components, strictly
+        after the previous master (etcd quorum: one member at a time) and after its
+        own staged packages; returns its last step (uncordon)."""
         cfg = args.config
         release = catalog.release(args.hop.control_plane.minor_str)
         env = {**common, "KUBEHOP_NODE": node}
@@ -67,9 +71,6 @@ class ControlPlane(pulumi.ComponentResource):
                     "KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)}) if first else \
             ("kubeadm-node", "control_plane/kubeadm_node.sh", {"KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)})
         chain = [
-            ("package-repo", "control_plane/package_repo.sh",
-             {"KUBEHOP_REPO_URL": release.repo_url, "KUBEHOP_REPO_KEY_URL": release.repo_key_url}),
-            ("kubeadm-install", "control_plane/kubeadm_install.sh", {}),
             *([("kubeadm-plan", "control_plane/kubeadm_plan.sh", {})] if first else []),
             upgrade,
             ("drain", "control_plane/drain.sh", {"KUBEHOP_DRAIN_TIMEOUT": str(cfg.drain_timeout_seconds)}),
@@ -78,6 +79,23 @@ class ControlPlane(pulumi.ComponentResource):
         ]
         previous = after
         for action, path, extra in chain:
-            previous = remote_step(f"{node}-{action}", target=args.targets[node], script_path=path,
-                                   env={**env, **extra}, triggers=triggers, parent=self, depends_on=[previous])
-        return previous
+            previous = [remote_step(f"{node}-{action}", target=args.targets[node], script_path=path,
+                                    env={**env, **extra}, triggers=triggers, parent=self, depends_on=previous)]
+        return previous[0]
+
+    def _stage_packages(self, node: str, args: ControlPlaneArgs, common: dict[str, str],
+                        triggers: list[str]) -> pulumi.Resource:
+        """Repository switch and kubeadm install on one master: they touch no running
+        component (kubeadm is a CLI; kubelet and kubectl stay held at their version,
+        see kubeadm_install.sh), so every master does them at the start of the stage,
+        beside the snapshot and the first master's upgrade, each with its own check.
+        The kubeadm upgrade guide installs kubeadm on each node right before
+        `kubeadm upgrade node` but orders nothing across nodes for it:
+        https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"""
+        release = catalog.release(args.hop.control_plane.minor_str)
+        env = {**common, "KUBEHOP_NODE": node}
+        repo = remote_step(f"{node}-package-repo", target=args.targets[node], script_path="control_plane/package_repo.sh",
+                           env={**env, "KUBEHOP_REPO_URL": release.repo_url, "KUBEHOP_REPO_KEY_URL": release.repo_key_url},
+                           triggers=triggers, parent=self, depends_on=args.after)
+        return remote_step(f"{node}-kubeadm-install", target=args.targets[node], script_path="control_plane/kubeadm_install.sh",
+                           env=env, triggers=triggers, parent=self, depends_on=[repo])

@@ -2,9 +2,10 @@
 
 `maintaining` (registered while traffic.state is maintaining): check MySQL
 replication, move users to the sibling, switch MySQL to the standby through
-ServiceSwitch, stop MirrorMaker on both clusters, wait for consumer lag < 1k.
-`serving` (registered on the run that returns from maintaining): start
-MirrorMaker on both clusters, wait for mirror and consumer lag, mark the
+ServiceSwitch, stop MirrorMaker on both clusters (side by side), wait for
+consumer lag < 1k. `serving` (registered on the run that returns from
+maintaining): start MirrorMaker on both clusters, wait for mirror and consumer
+lag (side by side), mark the
 cluster available, then a canary share watched against the SLO queries.
 """
 from __future__ import annotations
@@ -67,15 +68,26 @@ class Cutover(pulumi.ComponentResource):
     def _token_env(self):
         return {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
 
+    def _side_by_side(self, *builders):
+        """Steps that read or change independent things start together; the next
+        step waits for all of them."""
+        start, done = self._previous, []
+        for build in builders:
+            self._previous = start
+            done.append(build())
+        self._previous = done
+
     def _mirrormaker(self, action: str):
+        """MirrorMaker of each cluster on its own: the two clusters' workloads are independent."""
         kafka, cluster = self.cfg.kafka, self.cfg.cluster.name
-        for target, workload, kubeconfig in (
-            (cluster, kafka.mirror_maker, self.args.kubeconfig),
-            (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig),
-        ):
-            self._step(f"{target}-mirrormaker-{action}", "mirrormaker",
-                       ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
-                       kubeconfig=kubeconfig)
+        self._side_by_side(*(
+            (lambda target=target, workload=workload, kubeconfig=kubeconfig: self._step(
+                f"{target}-mirrormaker-{action}", "mirrormaker",
+                ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
+                kubeconfig=kubeconfig))
+            for target, workload, kubeconfig in (
+                (cluster, kafka.mirror_maker, self.args.kubeconfig),
+                (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig))))
 
     def _lag(self, name: str, gate: str, query: str):
         kafka = self.cfg.kafka
@@ -109,8 +121,10 @@ class Cutover(pulumi.ComponentResource):
         cfg, cluster = self.cfg, self.cfg.cluster.name
         if cfg.kafka:
             self._mirrormaker("start")
-            self._lag(f"{cluster}-mirror-lag-gate", "mirror-lag", cfg.kafka.mirror_lag_query)
-            self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query)
+            # mirror lag and consumer lag are separate Prometheus signals: waited for side by side
+            self._side_by_side(
+                lambda: self._lag(f"{cluster}-mirror-lag-gate", "mirror-lag", cfg.kafka.mirror_lag_query),
+                lambda: self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query))
         self._traffic(f"{cluster}-traffic-serve", "available", 0)
         canary = cfg.traffic.canary
         argv = ["--cluster", cluster, "--canary-share", str(canary.share), "--final-share", str(canary.final_share),

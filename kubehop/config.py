@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from kubehop import catalog
+from kubehop import catalog, impact
 from kubehop.catalog import Version
 
 NS = "kubehop"
@@ -270,6 +270,28 @@ class NodeImages(Model):
         return v
 
 
+def _check_estimates(value: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(value) - set(impact.ACTIONS))
+    if unknown:
+        raise ValueError(f"names no step action: {', '.join(unknown)}|use action names from the plan's action column, "
+                         f"e.g. rollout-wait, kubeadm-apply, drain")
+    return value
+
+
+Estimates = Annotated[dict[str, Annotated[float, Field(ge=0, le=24 * 60)]], AfterValidator(_check_estimates)]
+"""Minutes per step action, overriding the plan's duration model."""
+
+
+class Rollout(Model):
+    """How many pools roll side by side (database pools always one at a time)."""
+
+    max_parallel_pools: int = Field(3, ge=1, le=50, alias="maxParallelPools")
+    max_unavailable_nodes: int = Field(20, ge=1, alias="maxUnavailableNodes")
+    """Capacity budget: the nodes that may be out of service at once across the
+    non-database pools rolling side by side (each pool counts the batch its
+    instance refresh takes down: maxSize x (100 - minHealthyPercentage) %)."""
+
+
 class Taint(Model):
     key: str
     value: str = ""
@@ -294,6 +316,10 @@ class NodePool(Model):
     min_healthy_percentage: int = Field(90, ge=0, le=100, alias="minHealthyPercentage")
     instance_warmup_seconds: int = Field(300, ge=0, le=3600, alias="instanceWarmupSeconds")
     rollout_timeout_seconds: int = Field(3600, ge=60, le=6 * 3600, alias="rolloutTimeoutSeconds")
+    rollout: Literal["in-window", "after-serving"] = "in-window"
+    """after-serving: a stateless pool rolls once users are back, when the kubelet skew policy allows."""
+    estimates: Estimates = Field(default_factory=dict)
+    """Minutes per action for this pool's steps (e.g. rollout-wait from a previous run)."""
 
     @field_validator("name")
     @classmethod
@@ -437,6 +463,8 @@ class StackConfig(Model):
     mysql: Mysql | None = None
     kafka: Kafka | None = None
     verify: Verify = Field(default_factory=Verify)
+    rollout: Rollout = Field(default_factory=Rollout)
+    estimates: Estimates = Field(default_factory=dict)
     # Secrets: the values never live in the model, only whether they are set.
     secrets_present: frozenset[str] = Field(default_factory=frozenset, alias="secretsPresent")
 

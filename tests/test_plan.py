@@ -69,10 +69,16 @@ def test_control_plane_order_in_every_version_stage(efficient, name):
         drain, kubelet, uncordon = step(s, "drain", node), step(s, "kubelet-upgrade", node), step(s, "uncordon", node)
         assert drain["id"] in ancestors(s, kubelet["id"])
         assert kubelet["id"] in ancestors(s, uncordon["id"])
-    # each master finishes before the next one starts
+    # each master finishes before the next one touches a running component (kubeadm upgrade node)
     for before, after in zip(masters, masters[1:]):
-        first_of_next = step(s, "package-repo", after)
+        first_of_next = step(s, "kubeadm-node", after)
         assert step(s, "uncordon", before)["id"] in ancestors(s, first_of_next["id"])
+        assert step(s, "kubeadm-install", after)["id"] in ancestors(s, first_of_next["id"])
+    # staging packages touches nothing running: every master does it beside the first master's upgrade
+    for node in masters:
+        staged = ancestors(s, step(s, "kubeadm-install", node)["id"])
+        assert step(s, "package-repo", node)["id"] in staged
+        assert not {x["id"] for x in steps_by(s, "kubeadm-apply") + steps_by(s, "drain")} & staged
     assert step(s, "kubeadm-plan", "master0")["id"] in ancestors(s, apply0["id"])
     snapshot = step(s, "etcd-snapshot", "master0")["id"]
     for check in ("deprecated-apis", "pdbs"):

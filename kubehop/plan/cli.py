@@ -1,4 +1,4 @@
-"""`python -m kubehop plan --stack prod-b [--to 1.29] [--config FILE] [--json]`
+"""`python -m kubehop plan --stack prod-b [--to 1.29] [--config FILE] [--format text|json|mermaid|html]`
 
 Prints every stage (one `pulumi up` each) of bringing the stack's cluster to
 the target version, with the steps each stage changes. Runs offline: no
@@ -16,8 +16,15 @@ from pathlib import Path
 
 import yaml
 
-from kubehop.plan import engine
+from kubehop.plan import engine, html, mermaid, render
 from kubehop.plan.stages import PlanError, build, read_stack_file
+
+
+def _json(plan: dict) -> str:
+    return json.dumps(plan, indent=2, sort_keys=False)
+
+
+FORMATS = {"text": render.render, "json": _json, "mermaid": mermaid.render, "html": html.render}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-policy", choices=None, help="each-hop or efficient (overrides the config)")
     p.add_argument("--sibling-state", default="serving", choices=["serving", "maintaining"],
                    help="the sibling cluster's traffic state to assume (offline it cannot be read)")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (same as --format json)")
+    p.add_argument("--format", choices=sorted(FORMATS), default=None,
+                   help="text (default), json, mermaid (each stage's DAG as Markdown with Mermaid flowcharts) "
+                        "or html (one self-contained page)")
     return p
 
 
@@ -63,10 +73,9 @@ def main(argv: list[str]) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(plan, indent=2, sort_keys=False))
-    else:
-        from kubehop.plan.render import render
-
-        print(render(plan))
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        print(f"kubehop plan: --json and --format {fmt} disagree. Fix: pass one of them", file=sys.stderr)
+        return 2
+    print(FORMATS[fmt](plan))
     return 0

@@ -6,6 +6,12 @@ import textwrap
 RISK_MARK = {"high": "HIGH", "medium": "med", "low": "low"}
 
 
+def minutes(value: float) -> str:
+    """90.5 -> '1h30m' (rounded to the minute)."""
+    whole = int(round(value))
+    return f"{whole // 60}h{whole % 60:02d}m" if whole >= 60 else f"{whole}m"
+
+
 def render(plan: dict) -> str:
     lines = [f"kubehop plan for {plan['cluster']} (stack {plan['stack']}): {plan['from']} -> {plan['to']}, "
              f"worker policy {plan['workerPolicy']}, {len(plan['stages'])} stage(s), one `pulumi up` each.",
@@ -20,13 +26,22 @@ def render(plan: dict) -> str:
                   f"  then:  control plane {stage['controlPlane']}, workers {stage['workers']}, images {stage['images'] or '(as adopted)'}",
                   f"  steps: {len(stage['steps'])} (in dependency order; 'needs' lists the step numbers that must finish first)"]
         index = {step["id"]: i for i, step in enumerate(stage["steps"], 1)}
-        header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'needs':<12} impact"
+        lines.append(f"  time:  {minutes(stage['estimateMinutes'])} (critical path of {len(stage['criticalPath'])} steps; "
+                     f"{minutes(stage['serialMinutes'])} one step at a time){'; in the maintenance window' if stage['inWindow'] else ''}")
+        critical = set(stage["criticalPath"])
+        header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'needs':<12} {'min':>6}  impact"
         lines += [header, "  " + "-" * (len(header) + 20)]
         for i, step in enumerate(stage["steps"], 1):
             after = ",".join(str(index[d]) for d in step["dependsOn"] if d in index) or "-"
             impact = textwrap.shorten(step["impact"], 100, placeholder="…")
             lines.append(f"  {i:>3}  {step['action']:<24} {step['target'][:28]:<28} {step['op']:<8} "
-                         f"{RISK_MARK.get(step['risk'], step['risk']):<5} {after[:12]:<12} {impact}")
+                         f"{RISK_MARK.get(step['risk'], step['risk']):<5} {after[:12]:<12} "
+                         f"{step['estimateMinutes']:>5g}{'*' if step['id'] in critical else ' '}  {impact}")
+    estimate = plan["estimate"]
+    lines += ["", f"Estimated total {minutes(estimate['totalMinutes'])} (one step at a time: {minutes(estimate['serialTotalMinutes'])})"
+              + (f"; maintenance window (maintaining -> serving) {minutes(estimate['windowMinutes'])} "
+                 f"(one step at a time: {minutes(estimate['serialWindowMinutes'])})" if estimate["windowMinutes"] is not None else "")
+              + ". '*' marks each stage's critical path; minutes come from the duration model (kubehop:estimates overrides it)."]
     lines += ["", "Apply each stage in order: set the stage's config (`pulumi config set --path KEY VALUE`), "
               "`pulumi preview`, then `pulumi up`. A failed `pulumi up` resumes at the failed step when re-run."]
     return "\n".join(lines)

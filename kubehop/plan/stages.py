@@ -9,7 +9,7 @@ from typing import Any
 
 from kubehop import catalog, config, hops, impact, interlocks
 from kubehop.catalog import Version
-from kubehop.plan import engine
+from kubehop.plan import durations, engine, timing
 
 # Properties whose change makes the engine replace rather than update.
 REPLACE_ON = {
@@ -297,9 +297,10 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
             "steps": steps,
         })
         prev = run
-    return {"cluster": cfg.cluster.name, "stack": stack, "region": cfg.cluster.region,
+    plan = {"cluster": cfg.cluster.name, "stack": stack, "region": cfg.cluster.region,
             "environment": cfg.cluster.environment, "dedicatedNamespaces": list(cfg.cluster.dedicated_namespaces), "from": str(deployed.control_plane), "to": str(goal),
             "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages), "stages": out_stages}
+    return timing.annotate(plan, durations.from_config(cfg))
 
 
 def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_state: str) -> None:

@@ -1,0 +1,70 @@
+"""`make bench`: how long the offline plan takes to answer, and the window and
+total it estimates under the default duration model, for prod-b and for a
+generated cluster with 7 masters and 40 pools. A change that serializes
+something shows as a longer window; one that slows the plan as wall time."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import sys
+import time
+
+import yaml
+
+from kubehop.plan import engine
+from kubehop.plan.stages import build, read_stack_file
+
+
+def prod_b() -> dict:
+    return yaml.safe_load((engine.PROJECT_DIR / "Pulumi.prod-b.yaml").read_text())
+
+
+def generated(masters: int = 7, pools: int = 40) -> dict:
+    """prod-b with `masters` masters and `pools` pools: every fifth a database
+    pool, every fourth a Spark pool, the rest stateless workers."""
+    data = copy.deepcopy(prod_b())
+    cfg = data["config"]
+    cfg["kubehop:controlPlane"]["nodes"] = [{"name": f"master{i}", "host": f"10.42.{i + 1}.10"} for i in range(masters)]
+    template = cfg["kubehop:nodePools"][0]
+    out, templates = [], {}
+    for i in range(pools):
+        pool = copy.deepcopy(template)
+        pool.pop("labels", None)
+        pool.pop("taints", None)
+        pool.update(name=f"pool{i:02d}", asgName=f"aws-uswest2-prod-b-pool{i:02d}", maxSize=10)
+        if i % 5 == 4:
+            pool["database"] = True
+        elif i % 4 == 3:
+            pool["role"] = "spark"
+        out.append(pool)
+        templates[pool["name"]] = {"id": f"lt-0{i:016x}", "version": "1"}
+    cfg["kubehop:nodePools"] = out
+    cfg["kubehop:adopt"]["launchTemplates"] = templates
+    return data
+
+
+def timed_plan(data: dict, stack: str = "prod-b", to: str = "1.29", policy: str | None = None) -> tuple[float, dict]:
+    """(seconds, plan) of one plan build, the runtime's own output kept off stdout."""
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        plan = build(read_stack_file(data), stack=stack, to=to, policy=policy)
+    return time.perf_counter() - started, plan
+
+
+def main() -> int:
+    rows = []
+    for label, data in (("prod-b", prod_b()), ("7 masters / 40 pools", generated())):
+        seconds, plan = timed_plan(data)
+        est = plan["estimate"]
+        rows.append((label, seconds, est))
+        print(f"{label:<22} plan {seconds:6.2f}s  window {est['windowMinutes']:7.1f} min "
+              f"(serial {est['serialWindowMinutes']:7.1f})  total {est['totalMinutes']:7.1f} min "
+              f"(serial {est['serialTotalMinutes']:7.1f})  steps {sum(len(s['steps']) for s in plan['stages'])}")
+    ratio = rows[1][1] / rows[0][1]
+    print(f"plan time ratio (7x40 / prod-b): {ratio:.2f} (must stay under 3)")
+    return 0 if ratio < 3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
