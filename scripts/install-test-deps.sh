@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the real servers and tools the tests run (Debian packages): etcd,
-# Prometheus, MariaDB, sshd and shellcheck. Does nothing when all are present.
+# Prometheus, MariaDB, sshd, shellcheck and chromium (renders the HTML plan). Does nothing when all are present.
 set -euo pipefail
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
@@ -10,6 +10,7 @@ command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v mariadb >/dev/null || need+=(mariadb-client)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+command -v chromium >/dev/null || need+=(chromium)
 if [[ ${#need[@]} -eq 0 ]]; then
   exit 0
 fi
