@@ -64,7 +64,6 @@ class ControlPlane(pulumi.ComponentResource):
         after the previous master (etcd quorum: one member at a time) and after its
         own staged packages; returns its last step (uncordon)."""
         cfg = args.config
-        release = catalog.release(args.hop.control_plane.minor_str)
         env = {**common, "KUBEHOP_NODE": node}
         upgrade = ("kubeadm-apply", "control_plane/kubeadm_apply.sh",
                    {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0", "KUBEHOP_KUBE_PROXY": "1" if cfg.kube_proxy else "0",

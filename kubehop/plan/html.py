@@ -31,7 +31,10 @@ text.axis{fill:#777;font-size:11px}
 SCRIPT = """
 (function(){
   var bars=document.querySelectorAll('rect.step'), shown=0, critical=0;
-  bars.forEach(function(b){var r=b.getBoundingClientRect(); if(r.width>0&&r.height>0){shown++; if(b.classList.contains('critical'))critical++;}});
+  bars.forEach(function(b){
+    var r=b.getBoundingClientRect();
+    if(r.width>0&&r.height>0){shown++; if(b.classList.contains('critical'))critical++;}
+  });
   var out=document.getElementById('rendered');
   out.textContent='rendered '+document.querySelectorAll('svg.stage').length+' stages, '+shown+' step bars, '+critical+' on critical paths';
   out.dataset.bars=shown; out.dataset.critical=critical;
