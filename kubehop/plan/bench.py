@@ -55,7 +55,8 @@ def timed_plan(data: dict, stack: str = "prod-b", to: str = "1.29", policy: str 
 def main() -> int:
     rows = []
     for label, data in (("prod-b", prod_b()), ("7 masters / 40 pools", generated())):
-        seconds, plan = timed_plan(data)
+        # the best of two runs: the machine is shared, the first run also warms imports
+        seconds, plan = min((timed_plan(data) for _ in range(2)), key=lambda run: run[0])
         est = plan["estimate"]
         rows.append((label, seconds, est))
         print(f"{label:<22} plan {seconds:6.2f}s  window {est['windowMinutes']:7.1f} min "
