@@ -87,7 +87,7 @@ if cfg.node_pools:
         rolled.append(node_pool.rolled)
 
 verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
-                                                             after=[control_plane.last, addons.last, *rolled]))
+                                                             after=[control_plane.last, *addons.last, *rolled]))
 
 finished = [step.id for step in verification.steps] + [image.ami_id for image in images.values()]
 if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
@@ -105,6 +105,7 @@ deployed_now = {
     "imageVersion": str(hop.image) if images else (str(current.image) if current.image else None),
     "traffic": traffic_state,
     "mirrorMaker": hops.mirror_maker_after(current, traffic_state, cfg.kafka is not None),
+    "addons": {**current.addons, **addons.charts},
 }
 pulumi.export(state.OUTPUT, pulumi.Output.all(pulumi.Output.from_input(amis), *finished)
               .apply(lambda done: {**deployed_now, "amis": done[0]}))

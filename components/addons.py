@@ -1,12 +1,16 @@
 """Addons as Helm releases that follow the control plane (runbook 2, 6.3.2, 6.4.2).
 
-One release per addon, versions from the catalog for the hop's minor (or a
-validated pin), values from config merged over defaults, each followed by a
-check gate. Releases go one at a time: calico, CCM, cluster-autoscaler,
-kube-state-metrics, ingress-nginx; the first waits for the last master.
+Everything about one addon comes from its module in kubehop/addons/. Per hop:
+the chart moves only when the running chart leaves its project's compatibility
+range for the new minor (or a minor-pinned image moves); crossing a known
+breaking release runs its preflight first; calico's CRDs are applied
+server-side before the tigera-operator release (Tigera's upgrade procedure).
+Releases follow their dependencies: calico, then CCM, then cluster-autoscaler,
+kube-state-metrics and ingress-nginx side by side, each with its own check.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.steps import gate_step
 from kubehop import catalog
+from kubehop.addons.base import AddonSpec, ChartPin
 from kubehop.config import AddonConfig, StackConfig
 from kubehop.hops import Hop
 
@@ -27,61 +32,23 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def default_values(name: str, cfg: StackConfig, image_tag: str | None) -> dict[str, Any]:
-    """Sane defaults per addon: cluster name, region, discovery tags, image pins."""
-    cluster, region = cfg.cluster.name, cfg.cluster.region
-    repository = catalog.ADDONS[name].image_repository
-    image = {**({"repository": repository} if repository else {}), **({"tag": image_tag} if image_tag else {})}
-    if name == "aws-cloud-controller-manager":
-        return {"image": image, "args": ["--v=2", "--cloud-provider=aws", f"--cluster-name={cluster}"],
-                "nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}
-    if name == "cluster-autoscaler":
-        return {"cloudProvider": "aws", "awsRegion": region, "image": image,
-                "autoDiscovery": {"clusterName": cluster,
-                                  "tags": ["k8s.io/cluster-autoscaler/enabled", f"k8s.io/cluster-autoscaler/{cluster}"]},
-                "extraArgs": {"balance-similar-node-groups": True, "skip-nodes-with-local-storage": False}}
-    if name == "kube-state-metrics":
-        return {"image": image} if image else {}
-    if name == "ingress-nginx":
-        return {"controller": {"service": {"annotations": {
-            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-            "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true"}}}}
-    if name == "calico":
-        return {"installation": {"kubernetesProvider": "", "cni": {"type": "Calico"},
-                                 "calicoNetwork": {"bgp": "Disabled"}}}
-    return {}
+def running_chart(spec: AddonSpec, hop: Hop) -> str | None:
+    """What the release runs now: recorded by the last run or given in adopt.addons,
+    else the catalog's pin for the deployed minor (what kubehop would have installed)."""
+    recorded = hop.deployed.addons.get(spec.name)
+    if recorded:
+        return recorded
+    pin = spec.per_minor.get(hop.deployed.control_plane.minor_str)
+    return pin.chart_version if pin else None
 
 
-def resolve_pin(name: str, minor: str, addon: AddonConfig) -> tuple[str, str | None]:
-    """Chart version and image tag for this minor: the config pin or the catalog's."""
-    pin = catalog.addon_pin(name, minor)
-    return addon.chart_version or pin.chart_version, addon.image_tag or pin.image_tag
-
-
-def check_args(name: str, namespace: str, release: str, addon: AddonConfig, image_tag: str | None) -> list[str]:
-    """Arguments of the `addon-check` gate for one addon."""
-    args = ["--addon", name, "--namespace", namespace]
-    workloads = {
-        "calico": ["daemonset/calico-node", "deployment/calico-kube-controllers"],
-        # the chart names its DaemonSet after itself, whatever the release is called
-        "aws-cloud-controller-manager": ["daemonset/aws-cloud-controller-manager"],
-        "cluster-autoscaler": [f"deployment/{release}-aws-cluster-autoscaler"],
-        "kube-state-metrics": [f"deployment/{release}"],
-        "ingress-nginx": [f"deployment/{release}-controller"],
-    }[name]
-    if name == "calico":
-        args = ["--addon", name, "--namespace", "calico-system"]
-    for workload in workloads:
-        args += ["--workload", workload]
-    if image_tag and any(p.image_minor_must_match for p in catalog.ADDONS[name].per_minor.values()):
-        args += ["--image-tag", image_tag]
-    if addon.metrics_url:
-        args += ["--metrics-url", addon.metrics_url]
-    for url in addon.check_urls:
-        args += ["--url", url]
-    if name == "calico":
-        args += ["--probe-from", addon.probe_from, "--probe-to", addon.probe_to]
-    return args
+def choose(spec: AddonSpec, hop: Hop, addon: AddonConfig) -> ChartPin:
+    """The chart and image for this hop: a config pin, else the minimal move."""
+    minor = hop.control_plane.minor_str
+    pin = catalog.addon_pin(spec.name, minor)
+    chart = addon.chart_version or spec.choose(minor, running_chart(spec, hop))
+    image = addon.image_tag or (pin.image_tag if spec.image_pinned_to_minor() else None)
+    return dataclasses.replace(pin, chart_version=chart, image_tag=image)
 
 
 @dataclass
@@ -99,44 +66,64 @@ class Addons(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubehop:index:Addons", name, None, opts)
-        cfg, minor = args.config, args.hop.control_plane.minor_str
-        provider = args.provider
+        self._args = args
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         self.checks: dict[str, pulumi.Resource] = {}
-        previous = args.after
-        for addon_name in catalog.ADDON_ORDER:
-            addon = cfg.addons.get(addon_name)
-            if not addon.enabled:
-                continue
-            spec = catalog.ADDONS[addon_name]
-            chart_version, image_tag = resolve_pin(addon_name, minor, addon)
-            namespace = addon.namespace or spec.namespace
-            release_name = addon.release_name or spec.release
-            values = deep_merge(default_values(addon_name, cfg, image_tag), addon.values)
-            release = k8s.helm.v3.Release(
-                f"{addon_name}-addon",
-                name=release_name,
-                chart=spec.chart,
-                version=chart_version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
-                namespace=namespace,
-                create_namespace=False,
-                values=values,
-                atomic=True,
-                cleanup_on_fail=True,
-                timeout=cfg.addons.timeout_seconds,
-                max_history=10,
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=provider, depends_on=[previous],
-                    # adopt the release already in the cluster under its name and namespace
-                    import_=f"{namespace}/{release_name}", retain_on_delete=True))
-            check = gate_step(
-                f"{addon_name}-addon-check", gate="addon-check",
-                args=check_args(addon_name, namespace, release_name, addon, image_tag) + ["--timeout", str(cfg.addons.timeout_seconds)],
-                triggers=[chart_version, image_tag or "", str(args.hop.control_plane)],
-                kubeconfig=args.kubeconfig, parent=self, depends_on=[release])
-            self.releases[addon_name] = release
-            self.checks[addon_name] = check
-            previous = check
-        self.last = previous
-        self.register_outputs({"charts": {n: r.version for n, r in self.releases.items()}})
+        self.charts: dict[str, str] = {}
+        for addon_name, spec in catalog.ADDONS.items():
+            if args.config.addons.get(addon_name).enabled:
+                self._addon(spec)
+        self.last = list(self.checks.values()) or [args.after]
+        self.register_outputs({"charts": dict(self.charts)})
+
+    def _after(self, spec: AddonSpec) -> list[pulumi.Resource]:
+        """The checks of the enabled addons this one depends on (else the control plane)."""
+        deps = [self.checks[d] for d in spec.depends_on if d in self.checks]
+        return deps or [self._args.after]
+
+    def _gate(self, step: str, gate: str, args: list[str], triggers: list[str], after: list[pulumi.Resource]):
+        return gate_step(step, gate=gate, args=args, triggers=triggers, kubeconfig=self._args.kubeconfig,
+                         parent=self, depends_on=after)
+
+    def _addon(self, spec: AddonSpec) -> None:
+        cfg, hop = self._args.config, self._args.hop
+        addon = cfg.addons.get(spec.name)
+        chosen = choose(spec, hop, addon)
+        namespace = addon.namespace or spec.namespace
+        release_name = addon.release_name or spec.release
+        values = deep_merge(spec.values(cfg, chosen.image_tag), addon.values)
+        before = self._after(spec)
+        for breaking in spec.crossed(running_chart(spec, hop), chosen.chart_version):
+            before = [self._gate(f"{spec.name}-addon-preflight", breaking.preflight, [], [chosen.chart_version], before)]
+        bundle = spec.crds.get(chosen.chart_version)
+        if spec.crds:
+            if bundle is None:
+                raise pulumi.RunError(f"{spec.name} {chosen.chart_version}: the catalog has no CRD bundle (url, sha256) for it")
+            # Helm never upgrades crds/: apply the target's CRDs server-side first.
+            before = [self._gate(f"{spec.name}-addon-crds", "crd-apply",
+                                 ["--url", bundle.url, "--sha256", bundle.sha256, "--timeout", "300"],
+                                 [bundle.url, bundle.sha256], before)]
+        release = k8s.helm.v3.Release(
+            f"{spec.name}-addon",
+            name=release_name,
+            chart=spec.chart,
+            version=chosen.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+            namespace=namespace,
+            create_namespace=False,
+            values=values,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=cfg.addons.timeout_seconds,
+            max_history=10,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self._args.provider, depends_on=before,
+                # adopt the release already in the cluster under its name and namespace
+                import_=f"{namespace}/{release_name}", retain_on_delete=True))
+        check_args = ["--addon", spec.name, *spec.check(cfg, addon, release_name, values, chosen),
+                      "--timeout", str(cfg.addons.timeout_seconds)]
+        self.checks[spec.name] = self._gate(
+            f"{spec.name}-addon-check", "addon-check", check_args,
+            [chosen.chart_version, chosen.image_tag or "", str(hop.control_plane)], [release])
+        self.releases[spec.name] = release
+        self.charts[spec.name] = chosen.chart_version

@@ -47,7 +47,8 @@ def deployed(cfg: StackConfig) -> tuple[Deployed, bool]:
         return Deployed.from_output(previous), False
     cp = Version.parse(cfg.adopt.kubernetes_version)
     workers = Version.parse(cfg.adopt.worker_version) if cfg.adopt.worker_version else cp
-    return Deployed(cp, workers, None, dict(cfg.adopt.amis), "serving"), True
+    charts = {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}
+    return Deployed(cp, workers, None, dict(cfg.adopt.amis), "serving", addons=charts), True
 
 
 def sibling_traffic(cfg: StackConfig) -> str | None:

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kubehop import catalog, impact
 from kubehop.catalog import Version
@@ -179,6 +179,7 @@ class Adopt(Model):
     worker_version: KubeVersion | None = Field(None, alias="workerVersion")
     amis: dict[str, str] = Field(default_factory=dict)
     launch_templates: dict[str, "AdoptedTemplate"] = Field(default_factory=dict, alias="launchTemplates")
+    addons: dict[Literal[catalog.ADDON_ORDER], AdoptedAddon] = Field(default_factory=dict)
 
     @field_validator("kubernetes_version", "worker_version", mode="before")
     @classmethod
@@ -227,23 +228,29 @@ class AddonConfig(Model):
     namespace: str | None = None
     values: dict[str, Any] = Field(default_factory=dict)
     check_urls: list[str] = Field(default_factory=list, alias="checkUrls")
-    metrics_url: str | None = Field(None, alias="metricsUrl")
+    prometheus_url: str | None = Field(None, alias="prometheusUrl")
     probe_from: str | None = Field(None, alias="probeFrom")
     probe_to: str | None = Field(None, alias="probeTo")
 
 
-class Addons(Model):
-    """One entry per addon; the field names are the only addon names kubehop knows."""
-
-    calico: AddonConfig = Field(default_factory=AddonConfig)
-    aws_cloud_controller_manager: AddonConfig = Field(default_factory=AddonConfig, alias="aws-cloud-controller-manager")
-    cluster_autoscaler: AddonConfig = Field(default_factory=AddonConfig, alias="cluster-autoscaler")
-    kube_state_metrics: AddonConfig = Field(default_factory=AddonConfig, alias="kube-state-metrics")
-    ingress_nginx: AddonConfig = Field(default_factory=AddonConfig, alias="ingress-nginx")
+class _AddonsBase(Model):
     timeout_seconds: int = Field(600, ge=60, le=3600, alias="timeoutSeconds")
 
     def get(self, name: str) -> AddonConfig:
         return getattr(self, name.replace("-", "_"))
+
+
+# One entry per addon module (kubehop/addons/): the only addon names kubehop knows.
+Addons = create_model(
+    "Addons", __base__=_AddonsBase,
+    **{name.replace("-", "_"): (AddonConfig, Field(default_factory=AddonConfig, alias=name)) for name in catalog.ADDON_ORDER},
+)
+
+
+class AdoptedAddon(Model):
+    """An addon's Helm release as it runs when kubehop adopts the cluster."""
+
+    chart_version: str | None = Field(None, alias="chartVersion")
 
 
 class Spark(Model):
@@ -589,13 +596,10 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
                     key=f"{NS}:addons.{name}.imageTag", value=addon.image_tag,
                     message=f"must have the same minor as Kubernetes ({minor})",
                     fix=f"remove the pin to use the catalog's {pin.image_tag}"))
-    ksm, calico = cfg.addons.get("kube-state-metrics"), cfg.addons.get("calico")
-    if ksm.enabled and not ksm.metrics_url:
-        problems.append(ConfigProblem(key=f"{NS}:addons.kube-state-metrics.metricsUrl", message="is required to check the addon after its upgrade",
-                                      fix="set the URL its /metrics answers on from where `pulumi up` runs, or set enabled: false"))
-    if calico.enabled and not (calico.probe_from and calico.probe_to):
-        problems.append(ConfigProblem(key=f"{NS}:addons.calico.probeFrom", message="probeFrom and probeTo are required to check pod-to-pod traffic after the upgrade",
-                                      fix="set probeFrom: ns/pod and probeTo: ns/pod:port (e.g. prod/chi-dcluster-0-0-0 and prod/dcluster-mysql-0:3306)"))
+    for name, spec in catalog.ADDONS.items():
+        addon = cfg.addons.get(name)
+        for field, message, fix in spec.requires(addon) if addon.enabled else ():
+            problems.append(ConfigProblem(key=f"{NS}:addons.{name}.{field}", message=message, fix=fix))
     if cfg.verify.node_paths and not cfg.verify.node_probe_pods:
         problems.append(ConfigProblem(key=f"{NS}:verify.nodeProbePods", message="is required for nodePaths",
                                       fix="set it to ns/selector of a hostNetwork DaemonSet, e.g. kube-system/app=kubehop-netcheck"))

@@ -33,6 +33,8 @@ class Deployed:
     amis: dict[str, str] = field(default_factory=dict)
     traffic: str = "serving"
     mirror_maker: str = "running"
+    addons: dict[str, str] = field(default_factory=dict)
+    """Chart version each addon release runs (recorded, or from adopt.addons)."""
 
     @classmethod
     def from_output(cls, data: dict) -> "Deployed":
@@ -44,6 +46,7 @@ class Deployed:
             dict(data.get("amis") or {}),
             data.get("traffic") or "serving",
             data.get("mirrorMaker") or "running",
+            dict(data.get("addons") or {}),
         )
 
 

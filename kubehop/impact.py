@@ -5,6 +5,8 @@ part of its resource name (e.g. `master0-kubeadm-apply`).
 """
 from __future__ import annotations
 
+from kubehop.addons import SPECS as ADDONS
+
 # action -> (impact, risk)
 ACTIONS: dict[str, tuple[str, str]] = {
     "preflight": ("Read-only check before anything moves: no client still requests an API the target minor removes; no PodDisruptionBudget would block every drain.", "low"),
@@ -18,6 +20,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "kubelet-upgrade": ("Installs kubelet and kubectl at the exact patch and restarts kubelet: the node is NotReady for a short time.", "medium"),
     "uncordon": ("Makes the node schedulable again and waits until it is Ready at the new version.", "low"),
     "join-token": ("Publishes a fresh kubeadm bootstrap token, the API endpoint and the CA hash in SSM Parameter Store for the nodes this run launches (token never on a command line).", "low"),
+    "addon-crds": ("Server-side apply (--force-conflicts) of the target version's CRDs, checksum verified, before the chart: Helm never upgrades a chart's crds/.", "medium"),
+    "addon-preflight": ("Read-only: lists the objects the next release would break (e.g. Ingresses ingress-nginx 1.12 stops routing); fails the hop while any exist.", "low"),
     "addon": ("Helm upgrade of the addon (atomic: rolled back on failure).", "medium"),
     "addon-check": ("Waits until the addon is rolled out and does its job; fails the hop otherwise.", "low"),
     "image-build": ("Packer builds a new AMI on a temporary EC2 instance; the cluster is untouched. Every future node of the pool uses it.", "medium"),
@@ -38,11 +42,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
 }
 
 ADDON_RISK = {
-    "aws-cloud-controller-manager": ("high", "Node initialisation and ELB/route management; a bad upgrade blocks every new node from becoming Ready and disturbs load balancers."),
-    "cluster-autoscaler": ("medium", "Scale-out/in of the ASGs; a bad upgrade stops autoscaling (check new nodes join)."),
-    "kube-state-metrics": ("low", "Feeds Prometheus/Grafana; a bad upgrade blanks dashboards, no business impact."),
-    "ingress-nginx": ("high", "The entry point for business traffic; routes may blip, wrong values give 502/503."),
-    "calico": ("high", "The pod network; a bad upgrade breaks pod-to-pod traffic across the cluster."),
+    **{name: (spec.risk, spec.impact) for name, spec in ADDONS.items()},
     "aws-node-termination-handler": ("medium", "Drains nodes before ASG terminations; without it instance refresh kills pods undrained."),
 }
 

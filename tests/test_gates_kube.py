@@ -49,6 +49,17 @@ HEALTHY = [
     route("get services", "services.json"),
     route("get endpoints mysql", "endpoints_prod_mysql.json"),
     route("get endpoints dcluster-api-public", "endpoints_prod_dcluster-api-public.json"),
+    route("get tigerastatuses.operator.tigera.io calico", stdout=json.dumps({
+        "apiVersion": "operator.tigera.io/v1", "kind": "TigeraStatus", "metadata": {"name": "calico"},
+        "status": {"conditions": [  # operator.tigera.io/v1 TigeraStatus, as tigera/operator writes it
+            {"type": "Available", "status": "True", "lastTransitionTime": "2026-11-20T09:50:00Z", "reason": "AllObjectsAvailable"},
+            {"type": "Progressing", "status": "False", "lastTransitionTime": "2026-11-20T09:50:00Z", "reason": "AllObjectsAvailable"},
+            {"type": "Degraded", "status": "False", "lastTransitionTime": "2026-11-20T09:50:00Z", "reason": "AllObjectsAvailable"}]}})),
+    route("get leases.coordination.k8s.io cloud-controller-manager", stdout=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "cloud-controller-manager", "namespace": "kube-system"},
+        "spec": {"holderIdentity": "ip-10-20-1-10_5c1f", "leaseDurationSeconds": 15,
+                 "acquireTime": "2026-11-20T09:47:00.000000Z", "renewTime": "2026-11-20T09:59:58.123456Z"}})),
     route("exec", stdout=""),
 ]
 
@@ -348,7 +359,21 @@ def test_network_bad_arguments_exit_2(kube, argv):
 # --- addon-check: cluster-autoscaler -------------------------------------------------------
 
 CA_ARGS = ["addon-check", "--addon", "cluster-autoscaler", "--namespace", "kube-system",
-           "--workload", f"deployment/{CA_DEPLOY}", "--image-tag", "v1.27"]
+           "--workload", f"deployment/{CA_DEPLOY}", "--image-tag", "v1.27", "--node-group", "aws-uswest2-prod-b-workers"]
+
+
+def test_ca_fails_when_a_configured_pool_is_not_listed(kube, capsys):
+    """The status omits node groups when none were discovered and stays Healthy
+    (kubernetes/autoscaler clusterstate/api/utils.go): the check must not pass."""
+    def no_groups(data):
+        text = data["data"]["status"]
+        data["data"]["status"] = text.split("NodeGroups:")[0]
+    kube.set(route("get configmaps", kube.fixture("configmap_cluster-autoscaler-status.json", no_groups)))
+    code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
+    assert code == 1, err
+    assert "does not list node group aws-uswest2-prod-b-workers" in final_line(err)
+    code, err = gate(capsys, *CA_ARGS, "--node-group", "aws-uswest2-prod-b-spark", "--status-max-age", "0")
+    assert code == 1 and "aws-uswest2-prod-b-spark" in final_line(err)
 
 
 def test_ca_pass_classic_status(kube, capsys):
@@ -400,7 +425,7 @@ def test_ca_rollout_not_observed(kube, capsys):
 
 
 def test_ca_wrong_image_tag(kube, capsys):
-    code, err = gate(capsys, *CA_ARGS[:-1], "v1.28", "--status-max-age", "0")
+    code, err = gate(capsys, *[a if a != "v1.27" else "v1.28" for a in CA_ARGS], "--status-max-age", "0")
     assert code == 1
     assert ("container aws-cluster-autoscaler: image registry.k8s.io/autoscaling/cluster-autoscaler:v1.27.8 "
             "is not tag v1.28") in final_line(err)
@@ -438,23 +463,23 @@ def test_ca_missing_status_configmap_fails_closed(kube, capsys):
 # --- addon-check: aws-cloud-controller-manager ---------------------------------------------
 
 CCM_ARGS = ["addon-check", "--addon", "aws-cloud-controller-manager", "--namespace", "kube-system",
-            "--workload", "daemonset/aws-cloud-controller-manager", "--image-tag", "v1.27"]
+            "--workload", "daemonset/aws-cloud-controller-manager", "--image-tag", "v1.27",
+            "--lease", "kube-system/cloud-controller-manager"]
 
 
 def test_ccm_pass(kube, capsys):
     code, err = gate(capsys, *CCM_ARGS)
     assert code == 0, err
-    assert "nodes initialised, LoadBalancers have addresses" in final_line(err)
-    assert any(c[-5:] == ["get", "services", "--all-namespaces", "--output", "json"] for c in kube.calls())
+    assert "nodes initialised, leader lease renewed" in final_line(err)
 
 
-def test_ccm_lb_without_address_named(kube, capsys):
-    kube.set(route("get services", "services_lb_pending.json"))
+def test_ccm_lease_not_renewed_since_rollout_fails(kube, capsys):
+    stale = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "cloud-controller-manager", "namespace": "kube-system"},
+             "spec": {"holderIdentity": "old", "renewTime": "2026-11-20T09:00:00.000000Z"}}
+    kube.set(route("get leases.coordination.k8s.io", stdout=json.dumps(stale)))
     code, err = gate(capsys, *CCM_ARGS)
-    assert code == 1
-    line = final_line(err)
-    assert "service prod/dcluster-api-public: LoadBalancer has no status.loadBalancer.ingress address" in line
-    assert "ingress-nginx-controller" not in line
+    assert code == 1 and "lease kube-system/cloud-controller-manager: last renewed" in final_line(err)
 
 
 def test_ccm_uninitialized_node_named(kube, capsys):
@@ -509,28 +534,46 @@ KSM_ARGS = ["addon-check", "--addon", "kube-state-metrics", "--namespace", "moni
             "--workload", "deployment/kube-state-metrics", "--image-tag", "v2.10"]
 
 
-def test_ksm_pass(kube, capsys, metrics_server):
-    Metrics.body = KSM_BODY
-    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
+KSM_PROXY = "/api/v1/namespaces/monitoring/services/kube-state-metrics:8080/proxy/metrics"
+
+
+def test_ksm_pass_through_the_service_proxy(kube, capsys):
+    kube.set(route(f"get --raw {KSM_PROXY}", stdout=KSM_BODY.decode()))
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080")
     assert code == 0, err
     assert "metrics served" in final_line(err)
+    assert any(c[-3:] == ["get", "--raw", KSM_PROXY] for c in kube.calls())
 
 
-def test_ksm_series_missing(kube, capsys, metrics_server):
-    Metrics.body = b"\n".join(line for line in KSM_BODY.splitlines() if not line.startswith(b"kube_pod_status_phase{"))
-    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
-    assert code == 1 and f"{metrics_server}: no kube_pod_status_phase samples" in final_line(err)
+def test_ksm_series_missing(kube, capsys):
+    body = "\n".join(line for line in KSM_BODY.decode().splitlines() if not line.startswith("kube_pod_status_phase{"))
+    kube.set(route("get --raw", stdout=body))
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080")
+    assert code == 1 and "no kube_pod_status_phase samples" in final_line(err)
 
 
-def test_ksm_http_error_and_unreachable(kube, capsys, metrics_server):
-    Metrics.body, Metrics.status = b"upstream connect error", 503
-    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", metrics_server)
-    assert code == 1 and "HTTP 503" in final_line(err)
-    code, err = gate(capsys, *KSM_ARGS, "--metrics-url", "http://127.0.0.1:9/metrics", "--http-timeout", "2")
-    assert code == 1 and "http://127.0.0.1:9/metrics" in final_line(err)
+def test_ksm_proxy_error_fails(kube, capsys):
+    kube.set(route("get --raw", exit=1, stderr='Error from server (ServiceUnavailable): no endpoints available for service "kube-state-metrics:8080"\n'))
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080")
+    assert code == 1 and "no endpoints available" in final_line(err)
 
 
-def test_ksm_needs_metrics_url(kube):
+def test_ksm_prometheus_target_must_be_up(kube, capsys, metrics_server):
+    kube.set(route("get --raw", stdout=KSM_BODY.decode()))
+    prom = metrics_server.rsplit("/", 1)[0]
+    def targets(health):  # Prometheus HTTP API /api/v1/targets
+        return json.dumps({"status": "success", "data": {"activeTargets": [
+            {"labels": {"job": "kube-state-metrics", "instance": "10.0.0.5:8080"}, "scrapeUrl": "http://10.0.0.5:8080/metrics",
+             "health": health}]}}).encode()
+    Metrics.body = targets("up")
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080", "--prometheus-url", prom)
+    assert code == 0, err
+    Metrics.body = targets("down")
+    code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080", "--prometheus-url", prom)
+    assert code == 1 and "is not up" in final_line(err)
+
+
+def test_ksm_needs_metrics_service(kube):
     with pytest.raises(SystemExit) as exc:
         cli.main(KSM_ARGS)
     assert exc.value.code == 2
@@ -570,7 +613,7 @@ def test_ingress_nginx_url_wrong_status_or_down_fails(kube, capsys, metrics_serv
 
 def test_url_is_only_for_ingress(kube):
     with pytest.raises(SystemExit) as exc:
-        cli.main([*KSM_ARGS, "--metrics-url", "http://127.0.0.1:9/m", "--url", "g=http://127.0.0.1:9/=200"])
+        cli.main([*KSM_ARGS, "--metrics-service", "k:8080", "--url", "g=http://127.0.0.1:9/=200"])
     assert exc.value.code == 2
 
 
@@ -587,6 +630,34 @@ def test_calico_pass(kube, capsys):
     (probe,) = [c for c in kube.calls() if "exec" in c]
     assert probe[probe.index("exec"):] == [
         "exec", "--namespace", "prod", CHI, "--", "nc", "-z", "-w", "3", "192.168.4.23", "3306"]
+
+
+def test_calico_fails_while_calico_node_runs_the_old_image(kube, capsys):
+    """Helm upgrades only the operator; calico-node at v3.27.5 is the old, Ready DaemonSet."""
+    argv = [a if a != "v3.27" else "v3.29.7" for a in CALICO_ARGS]
+    code, err = gate(capsys, *argv)
+    assert code == 1
+    assert "image docker.io/calico/node:v3.27.5 is not tag v3.29.7" in final_line(err)
+
+
+@pytest.mark.parametrize("ctype,status", [("Available", "False"), ("Progressing", "True"), ("Degraded", "True")])
+def test_calico_fails_until_tigerastatus_settles(kube, capsys, ctype, status):
+    doc = json.loads(next(r["stdout"] for r in HEALTHY if "tigerastatuses.operator.tigera.io" in r["match"]))
+    for cond in doc["status"]["conditions"]:
+        if cond["type"] == ctype:
+            cond["status"] = status
+    kube.set(route("get tigerastatuses.operator.tigera.io", stdout=json.dumps(doc)))
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 1 and f"tigerastatus/calico: {ctype} is {status}" in final_line(err)
+
+
+def test_calico_tigerastatus_from_before_the_rollout_fails(kube, capsys):
+    doc = json.loads(next(r["stdout"] for r in HEALTHY if "tigerastatuses.operator.tigera.io" in r["match"]))
+    for cond in doc["status"]["conditions"]:
+        cond["lastTransitionTime"] = "2026-11-01T00:00:00Z"
+    kube.set(route("get tigerastatuses.operator.tigera.io", stdout=json.dumps(doc)))
+    code, err = gate(capsys, *CALICO_ARGS)
+    assert code == 1 and "not observed after the release" in final_line(err)
 
 
 def test_calico_probe_failing(kube, capsys):
@@ -615,7 +686,7 @@ def test_calico_target_not_running(kube, capsys):
 
 @pytest.mark.parametrize("argv", [
     CALICO_ARGS[:-4],                                       # no probe
-    CALICO_ARGS + ["--metrics-url", "http://127.0.0.1:1"],  # flag of another addon
+    CALICO_ARGS + ["--metrics-service", "k:1"],  # flag of another addon
     [a if a != "daemonset/calico-node" else "pod/calico-node" for a in CALICO_ARGS],
 ])
 def test_calico_bad_arguments_exit_2(kube, argv):

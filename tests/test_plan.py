@@ -121,7 +121,6 @@ def test_addon_releases_carry_the_catalog_versions(efficient):
     ccm = step(s, "addon", "aws-cloud-controller-manager")["inputs"]
     assert ccm["values"]["image"]["tag"] == "v1.29.10"
     assert step(s, "addon", "calico")["inputs"]["version"] == "3.29.7"
-    assert step(s, "addon", "ingress-nginx")["inputs"]["version"] == "4.13.9"
     assert any("ingress-nginx is retired" in w for w in efficient["warnings"])
 
 
@@ -357,3 +356,34 @@ def test_a_fresh_join_token_precedes_every_rollout(efficient, each_hop):
                 assert token["id"] in ancestors(s, step(s, "node-pool", pool)["id"])
             assert "KUBEHOP_TOKEN_TTL=24h" in token["inputs"]["create"]
     assert not steps_by(stage(efficient, "1.27.16"), "join-token"), "no new nodes, no new token"
+
+
+def test_calico_crds_precede_the_release_wherever_calico_moves(efficient):
+    moved = []
+    for s in efficient["stages"]:
+        for release in [x for x in steps_by(s, "addon") if x["target"] == "calico"]:
+            crds = step(s, "addon-crds", "calico")
+            assert crds["id"] in ancestors(s, release["id"]), f"{s['name']}: CRDs after the calico release"
+            assert "--server-side" not in crds["inputs"]["create"]  # the gate runs kubectl; args are url + checksum
+            assert "operator-crds.yaml" in crds["inputs"]["create"] and release["inputs"]["version"] in crds["inputs"]["create"]
+            moved.append((s["name"], release["inputs"]["version"]))
+    assert moved == [("1.29.15", "3.29.7")], moved  # adopted 3.28.5 (tested 1.27-1.30) moves once
+
+
+def test_ingress_nginx_stays_on_4_11_8_through_1_29(efficient):
+    for s in efficient["stages"]:
+        assert not [x for x in steps_by(s, "addon") if x["target"] == "ingress-nginx"], s["name"]
+        assert not [x for x in steps_by(s, "addon-preflight")], s["name"]
+
+
+def test_ca_ksm_ingress_start_side_by_side_after_ccm_check(efficient):
+    s = stage(efficient, "1.29.15")
+    ccm_check = step(s, "addon-check", "aws-cloud-controller-manager")
+    checks = {t: step(s, "addon-check", t) for t in ("cluster-autoscaler", "kube-state-metrics", "ingress-nginx")}
+    ca = step(s, "addon", "cluster-autoscaler")
+    assert ccm_check["id"] in ancestors(s, ca["id"])
+    for target, check in checks.items():
+        assert ccm_check["id"] in ancestors(s, check["id"]), target
+        others = {c["id"] for t, c in checks.items() if t != target}
+        assert not others & ancestors(s, check["id"]), f"{target} waits for another addon's check"
+    assert step(s, "addon-check", "calico")["id"] in ancestors(s, step(s, "addon", "aws-cloud-controller-manager")["id"])

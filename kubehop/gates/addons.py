@@ -8,15 +8,18 @@ v1.27.x, so CA/CCM can be pinned to the Kubernetes minor).
 
 Then, per addon:
   aws-cloud-controller-manager  every node initialised (no uninitialized taint,
-                                has spec.providerID); every LoadBalancer Service
-                                has status.loadBalancer.ingress
-  cluster-autoscaler            status ConfigMap says cluster-wide Healthy (and
-                                no node group Unhealthy), written by the running
+                                has spec.providerID); --lease renewed after the
+                                new pods started
+  cluster-autoscaler            status ConfigMap says cluster-wide Healthy, lists
+                                every --node-group and none Unhealthy, written by the running
                                 autoscaler, no older than --status-max-age
-  kube-state-metrics            --metrics-url serves kube_node_info and
-                                kube_pod_status_phase samples
+  kube-state-metrics            --metrics-service's /metrics, read through the API
+                                server's service proxy, has kube_node_info and
+                                kube_pod_status_phase samples; with --prometheus-url
+                                its scrape target is up
   ingress-nginx                 the controller --service has a LoadBalancer address
-  calico                        --probe-from pod reaches --probe-to pod's IP
+  calico                        tigerastatus/calico Available, not Progressing or
+                                Degraded; --probe-from pod reaches --probe-to pod's IP
   generic                       the common checks only
 """
 from __future__ import annotations
@@ -80,7 +83,10 @@ DEFAULT_PING_CMD = "ping -c 1 -W 3 {ip}"
 EXTRAS = {
     "status_configmap": (("cluster-autoscaler",), "cluster-autoscaler-status"),
     "status_max_age": (("cluster-autoscaler",), 600.0),
-    "metrics_url": (("kube-state-metrics",), None),
+    "metrics_service": (("kube-state-metrics",), None),
+    "prometheus_url": (("kube-state-metrics",), None),
+    "node_group": (("cluster-autoscaler",), []),
+    "lease": (("aws-cloud-controller-manager",), None),
     "http_timeout": (("kube-state-metrics",), 10.0),
     "service": (("ingress-nginx",), "ingress-nginx-controller"),
     "url": (("ingress-nginx",), []),
@@ -114,7 +120,12 @@ def register(subparsers) -> None:
         help="fail if the status was written longer ago than this many seconds (default 600; 0: no limit)",
     )
     ksm = p.add_argument_group("kube-state-metrics")
-    ksm.add_argument("--metrics-url", help="http(s) URL of the /metrics endpoint (required for this addon)")
+    ksm.add_argument("--metrics-service", metavar="NAME:PORT",
+                     help="Service whose /metrics is read through the API server's service proxy (required)")
+    ksm.add_argument("--prometheus-url", help="also require this Prometheus's kube-state-metrics scrape target up")
+    ca.add_argument("--node-group", action="append", metavar="ASG",
+                    help="an Auto Scaling group the status must list (not Unhealthy); repeatable, at least one")
+    p.add_argument("--lease", metavar="NS/NAME", help="CCM: leader Lease that must be renewed after the pods started")
     ksm.add_argument("--http-timeout", type=float, help="seconds per HTTP request (default 10)")
     ing = p.add_argument_group("ingress-nginx")
     ing.add_argument("--service", help="controller Service name (default ingress-nginx-controller)")
@@ -147,10 +158,12 @@ def _settle_arguments(args) -> None:
     if args.container and not args.image_tag:
         parser.error("--container only narrows --image-tag")
     if args.addon == "kube-state-metrics":
-        if not args.metrics_url:
-            parser.error("--metrics-url is required for kube-state-metrics")
-        if urllib.parse.urlsplit(args.metrics_url).scheme not in ("http", "https"):
-            parser.error("--metrics-url must be an http:// or https:// URL")
+        if not args.metrics_service or ":" not in args.metrics_service:
+            parser.error("--metrics-service NAME:PORT is required for kube-state-metrics")
+        if args.prometheus_url and urllib.parse.urlsplit(args.prometheus_url).scheme not in ("http", "https"):
+            parser.error("--prometheus-url must be an http:// or https:// URL")
+    if args.addon == "cluster-autoscaler" and not args.node_group:
+        parser.error("cluster-autoscaler needs --node-group for every pool it must manage")
     if args.addon == "calico":
         if not (args.probe_from and args.probe_to):
             parser.error("calico needs --probe-from NS/POD and --probe-to NS/POD[:PORT] (pod-to-pod check)")
@@ -248,10 +261,26 @@ def check_ccm(k: Kubectl, args, pods: list[dict]) -> list[str]:
             problems.append(f"node {name_of(node)}: still has taint {UNINITIALIZED_TAINT}")
         if not (node.get("spec") or {}).get("providerID"):
             problems.append(f"node {name_of(node)}: no spec.providerID")
-    for svc in k.items("services", kind="Service", all_namespaces=True):
-        if (svc.get("spec") or {}).get("type") == "LoadBalancer" and not lb_address(svc):
-            problems.append(f"service {ns_name(svc)}: LoadBalancer has no status.loadBalancer.ingress address")
+    if args.lease:
+        problems += lease_renewed(k, args.lease, pods)
     return problems
+
+
+def lease_renewed(k: Kubectl, lease: str, pods: list[dict]) -> list[str]:
+    """A running CCM holds its leader Lease and renews it (coordination.k8s.io/v1
+    spec.holderIdentity, spec.renewTime): renewed after the newest pod started."""
+    ns, name = parse_ns_name(lease, "lease")
+    try:
+        obj = k.get("leases.coordination.k8s.io", name, kind="Lease", namespace=ns)
+    except KubectlError as exc:
+        return [f"lease {lease}: {exc}"]
+    spec = obj.get("spec") or {}
+    if not spec.get("holderIdentity") or not spec.get("renewTime"):
+        return [f"lease {lease}: no holder"]
+    renewed, started = parse_time(spec["renewTime"]), _pods_started(pods)
+    if started is not None and renewed < started:
+        return [f"lease {lease}: last renewed {renewed.isoformat()}, before the new pods started ({started.isoformat()})"]
+    return []
 
 
 # --- cluster-autoscaler --------------------------------------------------------------------
@@ -330,9 +359,15 @@ def check_cluster_autoscaler(k: Kubectl, args, pods: list[dict]) -> list[str]:
         problems.append(f"cluster-autoscaler reports cluster-wide health {status['health']}")
     if status["autoscaler"] not in (None, "Running"):
         problems.append(f"cluster-autoscaler status is {status['autoscaler']}, not Running")
+    # The status omits the node-group section when no group was discovered and
+    # cluster-wide health stays Healthy (kubernetes/autoscaler clusterstate/api/utils.go).
+    listed = dict(status["groups"])
     for group, health in status["groups"]:
         if health == "Unhealthy":
             problems.append(f"cluster-autoscaler node group {group}: Unhealthy")
+    for group in args.node_group:
+        if group not in listed:
+            problems.append(f"cluster-autoscaler does not list node group {group} (auto-discovery tags or IAM?)")
     stamp = (cm["metadata"].get("annotations") or {}).get(CA_LAST_UPDATED) or status["time"]
     try:
         written = parse_go_time(stamp or "")
@@ -353,28 +388,46 @@ def check_cluster_autoscaler(k: Kubectl, args, pods: list[dict]) -> list[str]:
 
 # --- kube-state-metrics --------------------------------------------------------------------
 
+def metric_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            names.add(line.split("{", 1)[0].split(" ", 1)[0].strip())
+    return names
+
+
 def check_kube_state_metrics(k: Kubectl, args, pods: list[dict]) -> list[str]:
-    missing = set(KSM_REQUIRED_SERIES)
-    request = urllib.request.Request(args.metrics_url, headers={"Accept": "text/plain"})
+    """/metrics read through the API server's service proxy
+    (GET /api/v1/namespaces/NS/services/NAME:PORT/proxy/metrics), which works from
+    wherever `pulumi up` runs; then, when given, Prometheus's own view of the target."""
+    path = f"/api/v1/namespaces/{args.namespace}/services/{args.metrics_service}/proxy/metrics"
     try:
-        with urllib.request.urlopen(request, timeout=args.http_timeout) as resp:
-            if resp.status != 200:
-                return [f"{args.metrics_url}: HTTP {resp.status}"]
-            for raw in resp:
-                line = raw.decode("utf-8", "replace")
-                if line.startswith("#"):
-                    continue
-                metric = line.split("{", 1)[0].split(" ", 1)[0].strip()
-                missing.discard(metric)
-                if not missing:
-                    break
-    except urllib.error.HTTPError as exc:
-        return [f"{args.metrics_url}: HTTP {exc.code}"]
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return [f"{args.metrics_url}: {getattr(exc, 'reason', exc)}"]
+        text = k.raw(path)
+    except KubectlError as exc:
+        return [f"{path}: {exc}"]
+    missing = set(KSM_REQUIRED_SERIES) - metric_names(text)
     if missing:
-        return [f"{args.metrics_url}: no {', '.join(sorted(missing))} samples"]
+        return [f"{path}: no {', '.join(sorted(missing))} samples"]
+    if args.prometheus_url:
+        return prometheus_target_up(args.prometheus_url, args.metrics_service.split(":", 1)[0], args.http_timeout)
     return []
+
+
+def prometheus_target_up(url: str, job_hint: str, timeout: float) -> list[str]:
+    """Prometheus /api/v1/targets lists an active target for KSM with health "up"
+    (Prometheus HTTP API, `activeTargets[].health`, `labels`)."""
+    api = url.rstrip("/") + "/api/v1/targets?state=active"
+    try:
+        with urllib.request.urlopen(api, timeout=timeout) as resp:
+            doc = yaml.safe_load(resp.read().decode())
+    except (urllib.error.URLError, OSError, ValueError, yaml.YAMLError) as exc:
+        return [f"{api}: {getattr(exc, 'reason', exc)}"]
+    targets = [t for t in ((doc or {}).get("data") or {}).get("activeTargets") or []
+               if job_hint in " ".join(str(v) for v in (t.get("labels") or {}).values())]
+    if not targets:
+        return [f"{api}: no active target for {job_hint}"]
+    down = [t.get("scrapeUrl", "?") for t in targets if t.get("health") != "up"]
+    return [f"Prometheus target {u} for {job_hint} is not up" for u in down]
 
 
 # --- ingress-nginx -------------------------------------------------------------------------
@@ -399,7 +452,30 @@ def check_ingress_nginx(k: Kubectl, args, pods: list[dict]) -> list[str]:
 
 # --- calico --------------------------------------------------------------------------------
 
+def tigerastatus_problems(k: Kubectl, pods: list[dict]) -> list[str]:
+    """tigerastatus/calico: Available True, Progressing and Degraded False, each
+    condition observed after the new pods started (operator.tigera.io/v1 TigeraStatus)."""
+    try:
+        obj = k.get("tigerastatuses.operator.tigera.io", "calico", kind="TigeraStatus")
+    except KubectlError as exc:
+        return [f"tigerastatus/calico: {exc}"]
+    conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+    started = _pods_started(pods)
+    problems = []
+    for ctype, want in (("Available", "True"), ("Progressing", "False"), ("Degraded", "False")):
+        cond = conditions.get(ctype)
+        if cond is None or cond.get("status") != want:
+            problems.append(f"tigerastatus/calico: {ctype} is {cond.get('status') if cond else 'missing'}, not {want}")
+        elif started and cond.get("lastTransitionTime") and parse_time(cond["lastTransitionTime"]) < started \
+                and ctype == "Available":
+            problems.append("tigerastatus/calico: Available since before the new pods started: not observed after the release")
+    return problems
+
+
 def check_calico(k: Kubectl, args, pods: list[dict]) -> list[str]:
+    problems = tigerastatus_problems(k, pods)
+    if problems:
+        return problems
     src_ns, src_pod = args.probe_source
     dst_ns, dst_pod, port = args.probe_target
     label = f"pod-to-pod {src_ns}/{src_pod} -> {dst_ns}/{dst_pod}" + (f":{port}" if port else "")
@@ -426,10 +502,10 @@ ADDON_CHECKS = {
 }
 
 SUMMARY = {
-    "aws-cloud-controller-manager": "; nodes initialised, LoadBalancers have addresses",
+    "aws-cloud-controller-manager": "; nodes initialised, leader lease renewed",
     "cluster-autoscaler": "; status Healthy",
     "kube-state-metrics": "; metrics served",
     "ingress-nginx": "; controller LoadBalancer has an address",
-    "calico": "; pod-to-pod probe ok",
+    "calico": "; tigerastatus Available, pod-to-pod probe ok",
     "generic": "",
 }
