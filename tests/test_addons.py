@@ -46,8 +46,9 @@ def test_every_calico_pin_has_a_crd_bundle_with_a_real_checksum():
 def test_crd_checksum_refuses_placeholders_and_mismatches():
     body = b"kind: CustomResourceDefinition\n"
     assert verified(body, hashlib.sha256(body).hexdigest()) == body
-    for bad in ("0" * 64, "placeholder", hashlib.sha256(b"other").hexdigest()):
-        with pytest.raises(GateError):
+    for bad, why in (("0" * 64, "placeholder"), ("placeholder", "placeholder"),
+                     (hashlib.sha256(b"other").hexdigest(), "checksum mismatch")):
+        with pytest.raises(GateError, match=why):
             verified(body, bad)
 
 
