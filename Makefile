@@ -1,6 +1,6 @@
 # kubehop: the README's commands.
 #   make plan   the offline plan of prod-b to 1.29 (no cloud, cluster or Pulumi CLI needed)
-#   make test   the whole test suite (installs what it needs first)
+#   make test   lint (ruff, shellcheck) and the whole test suite (installs what it needs first)
 #   make bench  plan wall time, maintenance window and total for prod-b and a 7-master/40-pool cluster
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -15,7 +15,7 @@ plan: setup
 bench: setup
 	$(PY) -m kubehop.plan.bench
 
-test: setup system-deps
+test: setup system-deps lint
 	$(PY) -m pytest -q
 
 setup: $(VENV)/.installed
@@ -29,4 +29,5 @@ system-deps:
 	bash scripts/install-test-deps.sh
 
 lint: setup
+	$(VENV)/bin/ruff check .
 	shellcheck components/scripts/*.sh components/scripts/*/*.sh packer/scripts/*.sh scripts/*.sh

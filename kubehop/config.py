@@ -627,7 +627,7 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
     if cfg.traffic and not cfg.verify.slo:
         problems.append(ConfigProblem(key=f"{NS}:verify.slo", message="needs at least one query: the canary watches them before users return",
                                       fix="add verify.slo entries (name, query, max), e.g. the error rate and p99 latency"))
-    for i, pool in enumerate(cfg.node_pools):
+    for pool in cfg.node_pools:
         if pool.name not in cfg.adopt.launch_templates:
             problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
                                           fix="set {id: lt-..., version: N} from `aws autoscaling describe-auto-scaling-groups`"))

@@ -11,6 +11,16 @@ command -v mariadb >/dev/null || need+=(mariadb-client)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 command -v chromium >/dev/null || need+=(chromium)
+# A real kubectl >= 1.27 talks to the tests' loopback API server (tests/helpers/kube_api.py).
+# It is not a Debian package: it cannot be apt-installed here, so say exactly how to get one.
+kubectl_minor=$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1)
+if [[ -z $kubectl_minor || $kubectl_minor -lt 27 ]]; then
+  echo "kubehop: the tests need a real kubectl >= 1.27 on PATH (found: ${kubectl_minor:+1.}${kubectl_minor:-none})." >&2
+  echo "  Get one: the Google Cloud SDK ships kubectl and kubectl.1.27 ... kubectl.1.33 in its bin folder" >&2
+  echo "  (gcloud components install kubectl), or the Kubernetes release binary from" >&2
+  echo "  https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ ; then put it on PATH." >&2
+  exit 1
+fi
 if [[ ${#need[@]} -eq 0 ]]; then
   exit 0
 fi

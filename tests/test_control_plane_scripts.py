@@ -96,7 +96,7 @@ class Result:
 def render(call: dict) -> str:
     """`tool argv...` with kubectl's global flags (asserted elsewhere) left out."""
     argv, shown, skip = call["argv"], [], False
-    for i, a in enumerate(argv):
+    for _i, a in enumerate(argv):
         if skip:
             skip = False
             continue

@@ -922,7 +922,7 @@ def test_cleanup_sh_removes_instance_identity(tmp_path):
     for path, content in files.items():
         box.file(path).parent.mkdir(parents=True, exist_ok=True)
         box.file(path).write_text(content)
-    for attempt in range(2):  # idempotent
+    for _attempt in range(2):  # idempotent
         out = box.run("cleanup.sh", KUBEHOP_FILES_DIR="/tmp/kubehop")
         assert out.returncode == 0, out.stderr
     assert box.file("/etc/machine-id").read_text() == ""

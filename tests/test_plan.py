@@ -70,7 +70,7 @@ def test_control_plane_order_in_every_version_stage(efficient, name):
         assert drain["id"] in ancestors(s, kubelet["id"])
         assert kubelet["id"] in ancestors(s, uncordon["id"])
     # each master finishes before the next one touches a running component (kubeadm upgrade node)
-    for before, after in zip(masters, masters[1:]):
+    for before, after in zip(masters, masters[1:], strict=False):
         first_of_next = step(s, "kubeadm-node", after)
         assert step(s, "uncordon", before)["id"] in ancestors(s, first_of_next["id"])
         assert step(s, "kubeadm-install", after)["id"] in ancestors(s, first_of_next["id"])
@@ -216,7 +216,7 @@ def test_a_five_master_cluster_plans_the_same_way(tmp_path):
     s = stage(plan, "1.28.15")
     assert step(s, "etcd-snapshot", "cp-0")["id"] in ancestors(s, step(s, "kubeadm-apply", "cp-0")["id"])
     nodes = [f"cp-{i}" for i in range(5)]
-    for before, after in zip(nodes, nodes[1:]):
+    for before, after in zip(nodes, nodes[1:], strict=False):
         assert step(s, "uncordon", before)["id"] in ancestors(s, step(s, "kubeadm-node", after)["id"])
     assert len(steps_by(s, "kubeadm-node")) == 4
 

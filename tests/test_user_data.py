@@ -158,7 +158,7 @@ def test_joins_with_the_parameters_from_ssm(box: Box):
     assert [c["cmd"] for c in calls] == ["curl", "curl", "curl", "aws", "aws", "aws", "kubeadm"]
     assert calls[0]["argv"][calls[0]["argv"].index("-X") + 1] == "PUT"
     assert all(f"X-aws-ec2-metadata-token: {IMDS_TOKEN}" in c["argv"] for c in calls[1:3])
-    for call, name in zip(calls[3:6], ("api-endpoint", "join-token", "ca-cert-hash")):
+    for call, name in zip(calls[3:6], ("api-endpoint", "join-token", "ca-cert-hash"), strict=False):
         assert call["argv"] == ["ssm", "get-parameter", "--region", REGION, "--with-decryption", "--name",
                                 f"/kubehop/{CLUSTER}/{name}", "--query", "Parameter.Value", "--output", "text"]
     assert calls[6]["argv"] == ["join", "--config", str(box.run_dir / "kubehop-join.yaml")]
