@@ -77,7 +77,7 @@ def test_a_stage_lasts_its_critical_path(efficient):
         by_id = {x["id"]: x for x in s["steps"]}
         path = s["criticalPath"]
         assert path, s["name"]
-        for a, b in zip(path, path[1:]):
+        for a, b in zip(path, path[1:], strict=False):
             assert a in by_id[b]["dependsOn"], f"{s['name']}: {a} -> {b} is not an edge of the DAG"
         assert s["estimateMinutes"] == pytest.approx(sum(by_id[i]["estimateMinutes"] for i in path))
         assert s["estimateMinutes"] == pytest.approx(max(x["startMinute"] + x["estimateMinutes"] for x in s["steps"]))
@@ -166,7 +166,7 @@ def test_masters_upgrade_strictly_one_at_a_time(efficient):
             first = step(s, "kubeadm-apply" if node == "master0" else "kubeadm-node", node)["id"]
             running[node] = (interval(s, first)[0], interval(s, step(s, "uncordon", node)["id"])[1])
         spans = sorted(running.values())
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
             assert start >= end, f"{name}: two masters' running components change at once"
         # staging is beside: master2's kubeadm is installed before master0's apply ends
         assert interval(s, step(s, "kubeadm-install", "master2")["id"])[1] <= running["master0"][0] + 1e-9

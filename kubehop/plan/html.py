@@ -49,7 +49,7 @@ def _svg(stage: dict) -> str:
     row = {s["id"]: i for i, s in enumerate(steps)}
     critical = set(stage["criticalPath"])
     path = stage["criticalPath"]
-    hot = set(zip(path, path[1:]))
+    hot = set(zip(path, path[1:], strict=False))
     height = TOP + ROW * len(steps) + 10
     parts = [f'<svg class="stage" width="{LEFT + WIDTH + 40}" height="{height}" role="img" '
              f'aria-label="{escape(stage["name"])}">',

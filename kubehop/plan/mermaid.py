@@ -32,7 +32,7 @@ def stage_chart(stage: dict) -> str:
                      f'<br/>{step["op"]}, {step["estimateMinutes"]:g} min"]')
     links, hot = 0, []
     path = stage["criticalPath"]
-    on_path = {(a, b) for a, b in zip(path, path[1:])}
+    on_path = {(a, b) for a, b in zip(path, path[1:], strict=False)}
     for step in steps:
         for dep in step["dependsOn"]:
             if dep in node:
