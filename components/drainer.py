@@ -57,8 +57,10 @@ class Drainer(pulumi.ComponentResource):
         pin = catalog.NTH_CHART
         self.ready = k8s.helm.v3.Release(
             "aws-node-termination-handler-addon",
-            name="aws-node-termination-handler", chart="aws-node-termination-handler", version=pin.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=catalog.NTH_REPO), namespace="kube-system",
+            name="aws-node-termination-handler", chart=catalog.NTH_OCI_CHART, version=pin.chart_version,
+            namespace="kube-system",
+            # values as named in the chart's values.yaml at v1.25.6 (deleteSqsMsgIfNodeNotFound
+            # exists from app v1.20.0; checkTagBeforeDraining replaces checkASGTagBeforeDraining)
             values={"enableSqsTerminationDraining": True, "queueURL": queue.url, "awsRegion": args.region,
                     "podTerminationGracePeriod": args.pod_grace_seconds,
                     "nodeTerminationGracePeriod": args.node_grace_seconds,

@@ -95,9 +95,13 @@ class NodePool(pulumi.ComponentResource):
             user_data=user_data(args.cluster, pool),
             vpc_security_group_ids=pool.security_group_ids or None,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(name=pool.iam_instance_profile) if pool.iam_instance_profile else None,
+            # tags in IMDS stay off, explicitly (an account default can turn them on): with them on,
+            # tag keys may not contain "/" and a launch with kubernetes.io/cluster/<name> fails
+            # (AWS EC2 user guide, "View tags for your EC2 instances using instance metadata";
+            # kubernetes/cloud-provider-aws#436, #762). Nothing on a node reads tags from IMDS.
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required" if imdsv2 else "optional",
-                http_put_response_hop_limit=2, instance_metadata_tags="enabled"),
+                http_put_response_hop_limit=2, instance_metadata_tags="disabled"),
             update_default_version=True,
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
                                 for kind in ("instance", "volume")],

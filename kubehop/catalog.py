@@ -19,7 +19,7 @@ SOURCES = {
     "skew": "kubernetes/website version-skew-policy.md",
     "apis": "Kubernetes Deprecated API Migration Guide",
     **{name: spec.source for name, spec in addon_specs.SPECS.items()},
-    "aws-node-termination-handler": "unconfirmed: aws/eks-charts index (pin checked by hand before use)",
+    "aws-node-termination-handler": "aws/aws-node-termination-handler Chart.yaml at tag v1.25.6 (OCI chart public.ecr.aws/aws-ec2/helm)",
     "cni-plugins": "unconfirmed: containernetworking/plugins releases",
 }
 
@@ -112,8 +112,12 @@ CNI_PLUGINS_VERSION = "1.4.1"
 
 
 # The drainer kubehop installs beside every node pool (queue mode). Unconfirmed pin.
-NTH_CHART = ChartPin("0.21.0", None, ("0.21.0", "0.21.0"))
-NTH_REPO = "https://aws.github.io/eks-charts"
+# eks-charts dropped the chart in October 2024 (0.21.0 there is frozen at app v1.19.0); it
+# is published as an OCI chart by aws/aws-node-termination-handler: chart 0.27.6 = app
+# v1.25.6 (Chart.yaml at tag v1.25.6, 2026-04-02; install command in
+# config/helm/aws-node-termination-handler/README.md).
+NTH_CHART = ChartPin("0.27.6", None, ("0.27.6", "0.27.6"))
+NTH_OCI_CHART = "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler"
 
 
 class CatalogError(ValueError):

@@ -15,6 +15,8 @@
 #   packer build -var-file=<vars.json> spark.pkr.hcl
 
 packer {
+  # HCL2 templates with required_plugins need Packer 1.7 or later
+  required_version = ">= 1.7.0"
   required_plugins {
     amazon = {
       source  = "github.com/hashicorp/amazon"

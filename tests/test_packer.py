@@ -108,6 +108,7 @@ def test_template_parses_and_pins_amazon_plugin(role):
     (packer_block,) = load_template(role)["packer"]
     (plugins,) = packer_block["required_plugins"]
     assert plugins["amazon"] == {"source": "github.com/hashicorp/amazon", "version": "~> 1.3"}
+    assert packer_block["required_version"] == ">= 1.7.0"  # older Packer fails obscurely on HCL2 plugins
 
 
 @pytest.mark.parametrize("role", imagehash.ROLES)

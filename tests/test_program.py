@@ -238,11 +238,16 @@ def test_drain_plumbing(baseline):
         ["aws-uswest2-prod-b-workers", "aws-uswest2-prod-b-db", "aws-uswest2-prod-b-spark"])
     nth = by_name["aws-node-termination-handler-addon"].inputs
     assert nth["values"]["enableSqsTerminationDraining"] is True and nth["values"]["queueURL"].startswith("https://")
+    # the current chart from its OCI registry, not the frozen eks-charts 0.21.0
+    assert nth["chart"] == "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler" and nth["version"] == "0.27.6"
+    assert "repositoryOpts" not in nth
     hook = by_name["workers-drain-hook"]
     assert hook.inputs["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     assert hook.inputs["heartbeatTimeout"] > 900 and hook.inputs["defaultResult"] == "CONTINUE"
     assert by_name["aws-node-termination-handler-addon"].urn in hook.dependencies, "no hook before the drainer runs"
     tags = by_name["workers-launch-template"].inputs["tagSpecifications"]
+    for pool in ("workers", "databases", "spark"):  # "/" in tag keys: launches fail with IMDS tags on
+        assert by_name[f"{pool}-launch-template"].inputs["metadataOptions"]["instanceMetadataTags"] == "disabled"
     assert {t["resourceType"] for t in tags} == {"instance", "volume"}
     assert all(t["tags"]["kubernetes.io/cluster/aws-uswest2-prod-b"] == "owned" for t in tags)
     db_wait = by_name["databases-rollout-wait"].inputs["create"]
