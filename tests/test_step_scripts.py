@@ -92,7 +92,7 @@ def packer_rig(tmp_path: Path):
     state.mkdir()
     standin(bin_dir, "aws", f"""echo "aws $*" >> {log}
 name=""; for a in "$@"; do case "$a" in Name=name,Values=*) name="${{a#Name=name,Values=}}";; esac; done
-if [[ -f {state}/"$name" ]]; then cat {state}/"$name"; else echo None; fi
+if [[ -f {state}/"$name" ]]; then printf '%s\t%s\n' "$(cat {state}/"$name")" "$(cat {state}/"$name".state 2>/dev/null || echo available)"; else echo None; fi
 """)
     standin(bin_dir, "packer", f"""echo "packer $*" >> {log}
 [[ "$1" == init ]] && exit 0
@@ -129,6 +129,16 @@ def test_image_build_builds_once_then_reuses_the_ami(packer_rig):
     assert second.returncode == 0 and second.stdout.strip() == "ami-0123456789abcdef0"
     assert "packer" not in log.read_text(), "a re-run must not build again"
     assert "already exists" in second.stderr
+
+
+@pytest.mark.parametrize("state", ["pending", "failed"])
+def test_image_build_never_reuses_an_ami_that_is_not_available(packer_rig, state):
+    env, log, tmp = packer_rig
+    (tmp / "images" / env["KUBEHOP_AMI_NAME"]).write_text("ami-0fedcba9876543210\n")
+    (tmp / "images" / (env["KUBEHOP_AMI_NAME"] + ".state")).write_text(state + "\n")
+    result = build(env)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"in state {state}, not available" in result.stderr and "packer" not in log.read_text()
 
 
 def test_image_build_failure_is_clear(packer_rig):

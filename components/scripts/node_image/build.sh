@@ -16,10 +16,17 @@ for var in KUBEHOP_PACKER_TEMPLATE KUBEHOP_PACKER_VARS KUBEHOP_AMI_NAME AWS_REGI
 done
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 
-existing="$(aws ec2 describe-images --region "$AWS_REGION" --owners self \
-  --filters "Name=name,Values=$KUBEHOP_AMI_NAME" --query 'Images[0].ImageId' --output text)"
-if [[ "$existing" == ami-* ]]; then
-  echo "kubehop: image-build: $KUBEHOP_AMI_NAME already exists as $existing, skipping" >&2
+# Only an `available` AMI is reused; a `pending` or `failed` one of the same name would
+# hand the pools an image that cannot launch (DescribeImages State: pending | available |
+# invalid | deregistered | transient | failed | error | disabled, EC2 API reference).
+read -r existing state < <(aws ec2 describe-images --region "$AWS_REGION" --owners self \
+  --filters "Name=name,Values=$KUBEHOP_AMI_NAME" --query 'Images[0].[ImageId,State]' --output text) || true
+if [[ "${existing:-}" == ami-* ]]; then
+  if [[ "${state:-}" != available ]]; then
+    echo "kubehop: image-build FAILED: $KUBEHOP_AMI_NAME exists as $existing in state ${state:-unknown}, not available; wait for a pending build to finish, or deregister a failed one (aws ec2 deregister-image --image-id $existing), and re-run pulumi up" >&2
+    exit 1
+  fi
+  echo "kubehop: image-build: $KUBEHOP_AMI_NAME already exists as $existing (available), skipping" >&2
   echo "$existing"
   exit 0
 fi
