@@ -111,7 +111,7 @@ CONTAINERD_VERSION = "1.7.24"
 CNI_PLUGINS_VERSION = "1.4.1"
 
 
-# The drainer kubehop installs beside every node pool (queue mode). Unconfirmed pin.
+# The drainer kubehop installs beside every node pool (queue mode).
 # eks-charts dropped the chart in October 2024 (0.21.0 there is frozen at app v1.19.0); it
 # is published as an OCI chart by aws/aws-node-termination-handler: chart 0.27.6 = app
 # v1.25.6 (Chart.yaml at tag v1.25.6, 2026-04-02; install command in
