@@ -4,8 +4,13 @@ Reads and validates the stack config, works out the hop from what is
 deployed, and wires the components in the runbook's order:
 cutover (maintaining) -> preflight -> control plane -> addons -> node pools -> verification
 -> cutover (serving). Nothing is registered when the config or hop is invalid.
+
+The program is an async entrypoint (`pulumi.run`) so that it can await its own
+last outputs through the SDK's supported `get_output_details` before it
+registers anything else.
 """
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import state
@@ -21,93 +26,96 @@ from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
 from kubehop import config, hops, interlocks, waves
 
-raw, secret_keys = state.raw_config()
-try:
-    cfg = config.load(raw, secret_keys)
-    current, adopting = state.deployed(cfg)
-    hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
-except config.ConfigErrors as exc:
-    raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
-except hops.HopError as exc:
-    raise pulumi.RunError(f"impossible hop:\n{exc}") from None
-blocked = interlocks.problems(cfg, hop, state.sibling_traffic(cfg))
-if blocked:
-    raise pulumi.RunError("refused by a production interlock:\n" + "\n".join(map(str, blocked)))
 
-secrets = pulumi.Config("kubehop")
-kubeconfig = secrets.require_secret("kubeconfig")
-ssh_key = secrets.require_secret("sshPrivateKey")
-provider = k8s.Provider("cluster", kubeconfig=kubeconfig)
-traffic_state = cfg.traffic.state if cfg.traffic else "serving"
+async def main() -> dict:
+    raw, secret_keys = state.raw_config()
+    try:
+        cfg = config.load(raw, secret_keys)
+        config.check_region(cfg, pulumi.Config("aws").get("region"))
+        current, adopting, previous = await state.deployed(cfg)
+        hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
+    except config.ConfigErrors as exc:
+        raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
+    except hops.HopError as exc:
+        raise pulumi.RunError(f"impossible hop:\n{exc}") from None
+    blocked = interlocks.problems(cfg, hop, await state.sibling_traffic(cfg))
+    if blocked:
+        raise pulumi.RunError("refused by a production interlock:\n" + "\n".join(map(str, blocked)))
 
-first: list[pulumi.Resource] = []
-if cfg.traffic and traffic_state == "maintaining":
-    maintaining = Cutover("maintaining", CutoverArgs(
-        cfg, "maintaining", kubeconfig, secrets.get_secret("siblingKubeconfig"), secrets.get_secret("trafficToken"),
-        secrets.get_secret("mysqlPassword"), after=[]))
-    first = [maintaining.last]
+    secrets = pulumi.Config("kubehop")
+    kubeconfig = secrets.require_secret("kubeconfig")
+    ssh_key = secrets.require_secret("sshPrivateKey")
+    provider = k8s.Provider("cluster", kubeconfig=kubeconfig)
+    # every AWS resource is in the cluster's region, whatever the default provider's aws:region
+    aws_provider = aws.Provider("cluster-region", region=cfg.cluster.region)
+    in_region = pulumi.ResourceOptions(providers=[aws_provider])
+    traffic_state = cfg.traffic.state if cfg.traffic else "serving"
+    records: dict[str, pulumi.Resource] = {}  # what each recorded fact is proven by (kubehop/record.py)
 
-preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting, after=first))
-masters = SshTarget.for_masters(cfg, ssh_key)
-control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, masters, after=preflight.steps))
-addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last))
+    first: list[pulumi.Resource] = []
+    if cfg.traffic and traffic_state == "maintaining":
+        maintaining = Cutover("maintaining", CutoverArgs(
+            cfg, "maintaining", kubeconfig, secrets.get_secret("siblingKubeconfig"), secrets.get_secret("trafficToken"),
+            secrets.get_secret("mysqlPassword"), after=[]))
+        first = [maintaining.last]
+        records.update(maintaining.records)
 
-amis: dict[str, pulumi.Input[str]] = dict(current.amis)
-rolled: list[pulumi.Resource] = []
-images: dict[str, NodeImage] = {}
-if cfg.node_pools:
-    roles = sorted({p.role for p in cfg.node_pools})
-    if hop.builds_images:
-        images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
-                                                                    cfg.cluster.region, cfg.cluster.name))}
-        if "spark" in roles:
-            images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
-                                                                     cfg.cluster.name, base_ami=images["worker"].ami_id))
-        if hop.rolls_to_built_images:
-            amis.update({role: image.ami_id for role, image in images.items()})
-    drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider,
-                                             [p.asg_name for p in cfg.node_pools]))
-    first_master = cfg.control_plane.nodes[0].name
-    join = NodeJoin("node-join", NodeJoinArgs(
-        cfg.cluster.name, cfg.cluster.region, first_master, masters[first_master],
-        join_token_ttl_hours(cfg.node_pools, cfg.control_plane.join_token_ttl_hours),
-        triggers=[str(hop.workers), *[amis[role] for role in roles]],
-        after=[control_plane.last]))
-    ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), drainer.ready, join.step]
-    rolled_by: dict[str, pulumi.Resource] = {}
-    waits = waves.waits_for(cfg.node_pools, cfg.rollout)
-    for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
-        on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
-        node_pool = NodePool(pool.name, NodePoolArgs(
-            pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
-            cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
-            cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
-            after=ready + [rolled_by[name] for name in waits[pool.name]]))
-        rolled_by[pool.name] = node_pool.rolled
-        rolled.append(node_pool.rolled)
+    preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting, after=first))
+    masters = SshTarget.for_masters(cfg, ssh_key)
+    control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, masters, after=preflight.steps))
+    addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last, adopting=adopting))
 
-verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
-                                                             after=[control_plane.last, *addons.last, *rolled]))
+    amis: dict[str, pulumi.Input[str]] = dict(current.amis)
+    rolled: list[pulumi.Resource] = []
+    images: dict[str, NodeImage] = {}
+    if cfg.node_pools:
+        roles = sorted({p.role for p in cfg.node_pools})
+        if hop.builds_images:
+            images = {"worker": NodeImage("worker-image", NodeImageArgs("worker", hop.image, cfg.node_images,
+                                                                        cfg.cluster.region, cfg.cluster.name))}
+            if "spark" in roles:
+                images["spark"] = NodeImage("spark-image", NodeImageArgs("spark", hop.image, cfg.node_images, cfg.cluster.region,
+                                                                         cfg.cluster.name, base_ami=images["worker"].ami_id))
+            if hop.rolls_to_built_images:
+                amis.update({role: image.ami_id for role, image in images.items()})
+        drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider,
+                                                 [p.asg_name for p in cfg.node_pools]), opts=in_region)
+        first_master = cfg.control_plane.nodes[0].name
+        join = NodeJoin("node-join", NodeJoinArgs(
+            cfg.cluster.name, cfg.cluster.region, first_master, masters[first_master],
+            join_token_ttl_hours(cfg.node_pools, cfg.control_plane.join_token_ttl_hours),
+            triggers=[str(hop.workers), *[amis[role] for role in roles]],
+            after=[control_plane.last]))
+        ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), *drainer.ready, join.step]
+        rolled_by: dict[str, pulumi.Resource] = {}
+        waits = waves.waits_for(cfg.node_pools, cfg.rollout)
+        for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
+            on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
+            node_pool = NodePool(pool.name, NodePoolArgs(
+                pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
+                cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
+                cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
+                after=ready + [rolled_by[name] for name in waits[pool.name]], adopting=adopting), opts=in_region)
+            rolled_by[pool.name] = node_pool.rolled
+            rolled.append(node_pool.rolled)
+            records[f"rollout:{pool.role}:{pool.name}"] = node_pool.rolled
 
-finished = [step.id for step in verification.steps] + [image.ami_id for image in images.values()]
-if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
-    serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
-                                             secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
-                                             after=verification.steps))
-    finished.append(serving.last.id)
+    verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
+                                                                 after=[control_plane.last, *addons.last, *rolled]))
+    records["nodes"] = verification.nodes
 
-# What is deployed now, for the next run's hop rules. It resolves only when the
-# last steps have finished, so a failed `pulumi up` leaves the previous value in
-# place and the re-run resumes the same hop instead of believing it done.
-deployed_now = {
-    "controlPlaneVersion": str(hop.control_plane),
-    "workerVersion": str(hop.workers),
-    "imageVersion": str(hop.image) if images else (str(current.image) if current.image else None),
-    "traffic": traffic_state,
-    "mirrorMaker": hops.mirror_maker_after(current, traffic_state, cfg.kafka is not None),
-    "addons": {**current.addons, **addons.charts},
-}
-pulumi.export(state.OUTPUT, pulumi.Output.all(pulumi.Output.from_input(amis), *finished)
-              .apply(lambda done: {**deployed_now, "amis": done[0]}))
-pulumi.export("cluster", cfg.cluster.name)
-pulumi.export("hop", hop.name)
+    if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
+        serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
+                                                 secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
+                                                 after=verification.steps))
+        records.update(serving.records)
+
+    # What is deployed now, for the next run's hop rules: moved only by the
+    # stdout of steps that ran in this `pulumi up` (kubehop/record.py), so a
+    # failed, targeted or refreshed run never records a hop that did not happen.
+    built = {role: image.built_version for role, image in images.items()}
+    charts = {**current.addons, **addons.charts}  # the chart each release was declared at (issue 12)
+    return {state.OUTPUT: state.recorded(previous, records, built, charts), "cluster": cfg.cluster.name, "hop": hop.name}
+
+
+pulumi.run(main)

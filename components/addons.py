@@ -59,6 +59,29 @@ class AddonsArgs:
     provider: k8s.Provider
     after: pulumi.Resource
     """The control plane's last step: no addon moves before every master is back."""
+    adopting: bool = False
+    """The adoption run: releases listed in `adopt.addons` are imported as they run."""
+
+
+def imported_release(addon_name: str, chart: str, release_name: str, namespace: str, version: str,
+                     values: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """The adoption run's release: only what an import reads back.
+
+    pulumi-kubernetes `provider/pkg/provider/helm_release.go` Read ->
+    setReleaseAttributes/importRelease/setDefaults: an imported Release has
+    name, namespace, chart, version, the user-supplied values (`release.Config`)
+    and timeout 300, nothing else (no atomic, cleanupOnFail, maxHistory,
+    repositoryOpts; pulumi-kubernetes#1818, #2136). Any other input would make
+    the import differ (refused before pulumi 3.174, a `helm upgrade` in the same
+    run from 3.174, pulumi/pulumi#19339). The chart reads back as `repo/chart`
+    when a local Helm repository lists it, so it is ignored here; the next run
+    declares kubehop's chart source and settings as an ordinary update.
+    """
+    return k8s.helm.v3.Release(
+        f"{addon_name}-addon", name=release_name, chart=chart, version=version,
+        namespace=namespace, values=dict(values),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            import_=f"{namespace}/{release_name}", retain_on_delete=True, ignore_changes=["chart"])))
 
 
 class Addons(pulumi.ComponentResource):
@@ -103,23 +126,27 @@ class Addons(pulumi.ComponentResource):
             before = [self._gate(f"{spec.name}-addon-crds", "crd-apply",
                                  ["--url", bundle.url, "--sha256", bundle.sha256, "--timeout", "300"],
                                  [bundle.url, bundle.sha256], before)]
-        release = k8s.helm.v3.Release(
-            f"{spec.name}-addon",
-            name=release_name,
-            chart=spec.chart,
-            version=chosen.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
-            namespace=namespace,
-            create_namespace=False,
-            values=values,
-            atomic=True,
-            cleanup_on_fail=True,
-            timeout=cfg.addons.timeout_seconds,
-            max_history=10,
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self._args.provider, depends_on=before,
-                # adopt the release already in the cluster under its name and namespace
-                import_=f"{namespace}/{release_name}", retain_on_delete=True))
+        adopted = cfg.adopt.addons.get(spec.name) if self._args.adopting else None
+        if adopted is not None:
+            release = imported_release(spec.name, spec.chart, release_name, namespace,
+                                       adopted.chart_version or chosen.chart_version, adopted.values,
+                                       pulumi.ResourceOptions(parent=self, provider=self._args.provider, depends_on=before))
+        else:
+            release = k8s.helm.v3.Release(
+                f"{spec.name}-addon",
+                name=release_name,
+                chart=spec.chart,
+                version=chosen.chart_version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+                namespace=namespace,
+                create_namespace=False,
+                values=values,
+                atomic=True,
+                cleanup_on_fail=True,
+                timeout=cfg.addons.timeout_seconds,
+                max_history=10,
+                opts=pulumi.ResourceOptions(parent=self, provider=self._args.provider, depends_on=before,
+                                            retain_on_delete=True))
         check_args = ["--addon", spec.name, *spec.check(cfg, addon, release_name, values, chosen),
                       "--timeout", str(cfg.addons.timeout_seconds)]
         self.checks[spec.name] = self._gate(

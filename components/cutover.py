@@ -39,6 +39,8 @@ class Cutover(pulumi.ComponentResource):
         self.args = args
         self.cfg = args.config
         self.last: pulumi.Resource | None = None
+        self.records: dict[str, pulumi.Resource] = {}
+        """The steps whose stdout records this transition (kubehop/record.py)."""
         self._previous = list(args.after)
         if args.phase == "maintaining":
             self._maintaining()
@@ -52,6 +54,10 @@ class Cutover(pulumi.ComponentResource):
                          depends_on=self._previous, kubeconfig=kubeconfig, secret_env=secret_env)
         self._previous = [step]
         self.last = step
+        return step
+
+    def _record(self, key: str, step: pulumi.Resource) -> pulumi.Resource:
+        self.records[key] = step
         return step
 
     def _traffic(self, name: str, state: str, share: int):
@@ -81,10 +87,11 @@ class Cutover(pulumi.ComponentResource):
         """MirrorMaker of each cluster on its own: the two clusters' workloads are independent."""
         kafka, cluster = self.cfg.kafka, self.cfg.cluster.name
         self._side_by_side(*(
-            (lambda target=target, workload=workload, kubeconfig=kubeconfig: self._step(
-                f"{target}-mirrormaker-{action}", "mirrormaker",
-                ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
-                kubeconfig=kubeconfig))
+            (lambda target=target, workload=workload, kubeconfig=kubeconfig: self._record(
+                f"mirrormaker:{target}", self._step(
+                    f"{target}-mirrormaker-{action}", "mirrormaker",
+                    ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
+                    kubeconfig=kubeconfig)))
             for target, workload, kubeconfig in (
                 (cluster, kafka.mirror_maker, self.args.kubeconfig),
                 (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig))))
@@ -106,7 +113,7 @@ class Cutover(pulumi.ComponentResource):
                        ["--host", rep.host, "--port", str(rep.port), "--user", rep.user, "--max-lag", str(rep.max_lag_seconds),
                         "--timeout", "300", "--interval", "10"],
                        secret_env={"KUBEHOP_MYSQL_PASSWORD": self.args.mysql_password})
-        self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0)
+        self._record("traffic:maintaining", self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0))
         if cfg.mysql:
             switch = cfg.mysql.service_switch
             self._step(f"{switch.name}-mysql-switch", "serviceswitch",
@@ -132,4 +139,5 @@ class Cutover(pulumi.ComponentResource):
                 "--prometheus-url", canary.prometheus_url or cfg.kafka.prometheus_url]
         for slo in cfg.verify.slo:
             argv += ["--query", f"{slo.name}={slo.query}<={slo.max:g}"]
-        self._step(f"{cluster}-canary", "canary", argv, secret_env=self._token_env())
+        # users are back only once the canary has passed: that step records "serving"
+        self._record("traffic:serving", self._step(f"{cluster}-canary", "canary", argv, secret_env=self._token_env()))

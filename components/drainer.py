@@ -46,16 +46,18 @@ class Drainer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         queue = aws.sqs.Queue("node-termination-queue", name=f"kubehop-{args.cluster}-nth",
                               message_retention_seconds=300, sqs_managed_sse_enabled=True, opts=child)
-        aws.sqs.QueuePolicy("node-termination-queue-policy", queue_url=queue.url, opts=child,
+        policy = aws.sqs.QueuePolicy("node-termination-queue-policy", queue_url=queue.url, opts=child,
                             policy=queue.arn.apply(lambda arn: json.dumps({
                                 "Version": "2012-10-17",
                                 "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn,
                                                "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}}]})))
+        targets = []
         for rule_name, pattern in event_patterns(args.groups).items():
             rule = aws.cloudwatch.EventRule(f"node-termination-{rule_name}", event_pattern=json.dumps(pattern), opts=child)
-            aws.cloudwatch.EventTarget(f"node-termination-{rule_name}-target", rule=rule.name, arn=queue.arn, opts=child)
+            targets.append(aws.cloudwatch.EventTarget(f"node-termination-{rule_name}-target", rule=rule.name,
+                                                      arn=queue.arn, opts=child))
         pin = catalog.NTH_CHART
-        self.ready = k8s.helm.v3.Release(
+        release = k8s.helm.v3.Release(
             "aws-node-termination-handler-addon",
             name="aws-node-termination-handler", chart=catalog.NTH_OCI_CHART, version=pin.chart_version,
             namespace="kube-system",
@@ -67,4 +69,8 @@ class Drainer(pulumi.ComponentResource):
                     "deleteSqsMsgIfNodeNotFound": True, "checkTagBeforeDraining": False},
             atomic=True, cleanup_on_fail=True, max_history=10,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        # a termination event reaches the queue only once the policy lets EventBridge send and
+        # the targets exist: a rollout before that terminates nodes NTH never hears about
+        self.ready: list[pulumi.Resource] = [policy, *targets, release]
+        """What every rollout waits for."""
         self.register_outputs({"queueUrl": queue.url})

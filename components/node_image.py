@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components.steps import PROJECT_DIR
+from components.steps import command_hygiene
 from kubehop import catalog
 from kubehop.catalog import Version
 from kubehop.config import NodeImages as NodeImagesConfig
@@ -55,7 +55,6 @@ class NodeImage(pulumi.ComponentResource):
         build = command.local.Command(
             f"{args.role}-image-build",
             create="bash components/scripts/node_image/build.sh",
-            dir=str(PROJECT_DIR),
             environment={
                 "KUBEHOP_PACKER_TEMPLATE": f"packer/{args.role}.pkr.hcl",
                 "KUBEHOP_PACKER_VARS": variables,
@@ -63,7 +62,11 @@ class NodeImage(pulumi.ComponentResource):
                 "AWS_REGION": args.region,
             },
             triggers=[str(args.version), digest],
+            **command_hygiene(),
             opts=pulumi.ResourceOptions(parent=self))
+        # the version the AMI was built for, from the build's own state: an
+        # untargeted build keeps its old triggers (see components/state.py)
+        self.built_version = build.triggers.apply(lambda t: str(t[0]) if t else None)
         self.ami_id = build.stdout.apply(lambda out: out.strip().splitlines()[-1] if out.strip() else out)
         self.register_outputs({"amiId": self.ami_id, "amiName": name_})
 

@@ -24,6 +24,23 @@ from kubehop.config import NodePool as NodePoolConfig
 DATABASE_CHECKPOINTS = [20, 40, 60, 80, 100]
 DATABASE_CHECKPOINT_DELAY = 600
 
+# Group fields kubehop does not manage: whatever the group has stays as it is, on
+# the adoption run and after. In the Terraform schema pulumi-aws bridges
+# (terraform-provider-aws internal/service/autoscaling/group.go) `tag`,
+# `termination_policies`, `enabled_metrics`, `capacity_rebalance`,
+# `max_instance_lifetime`, `suspended_processes` and the rest are Optional but not
+# Computed, and `health_check_grace_period`/`metrics_granularity`/
+# `protect_from_scale_in` carry defaults: a program that omits them would remove
+# or reset them (the autoscaler's discovery tags first). Ignored, an import
+# takes the read-back value and no update ever touches them.
+UNMANAGED_GROUP_FIELDS = [
+    "desiredCapacity", "tags", "terminationPolicies", "enabledMetrics", "metricsGranularity",
+    "healthCheckGracePeriod", "healthCheckType", "capacityRebalance", "maxInstanceLifetime",
+    "defaultCooldown", "defaultInstanceWarmup", "suspendedProcesses", "protectFromScaleIn",
+    "serviceLinkedRoleArn", "loadBalancers", "targetGroupArns", "placementGroup",
+    "instanceMaintenancePolicy", "context", "desiredCapacityType", "availabilityZones",
+]
+
 
 def user_data(cluster: str, pool: NodePoolConfig) -> str:
     """The boot script with the pool's labels and taints (the dcluster values)."""
@@ -75,6 +92,8 @@ class NodePoolArgs:
     template it was imported with; it moves to kubehop's on its first rollout."""
     after: list[pulumi.Resource] = field(default_factory=list)
     """The stage's last control-plane step and addon checks (and the previous pool)."""
+    adopting: bool = False
+    """The adoption run: the group is imported, declaring only what the import reads back."""
 
 
 class NodePool(pulumi.ComponentResource):
@@ -126,11 +145,13 @@ class NodePool(pulumi.ComponentResource):
             max_size=pool.max_size,
             vpc_zone_identifiers=pool.subnet_ids,
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template_id, version=version),
-            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(strategy="Rolling", preferences=refresh_preferences(pool)),
-            # tags are left as they are (the autoscaler's discovery tags among them): not managed here
+            # never read back (group.go's read has no instance_refresh): declared on an import it
+            # would make the import differ, so it comes in with the next run's previewed update
+            instance_refresh=None if args.adopting else aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling", preferences=refresh_preferences(pool)),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[hook, *args.after], import_=pool.asg_name,
-                retain_on_delete=True, ignore_changes=["desiredCapacity"]))
+                parent=self, depends_on=[hook, *args.after], import_=pool.asg_name if args.adopting else None,
+                retain_on_delete=True, ignore_changes=UNMANAGED_GROUP_FIELDS))
         self.rolled = gate_step(
             f"{pool.name}-rollout-wait", gate="rollout",
             args=["--asg", pool.asg_name, "--region", args.region, "--launch-template-version", version,

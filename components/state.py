@@ -1,12 +1,20 @@
-"""What the program reads before registering anything: the raw `kubehop:*`
-config and what is deployed (the stack's own last outputs, via a
-StackReference to itself, or the adopt config on the first run)."""
+"""What the program reads before registering anything (the raw `kubehop:*`
+config and what is deployed), and the state it records for the next run.
+
+What is deployed comes from the stack's own last `kubehop` output, read
+through a StackReference to itself with the SDK's awaitable
+`get_output_details` inside the program's async entrypoint (`pulumi.run`),
+or from the adopt config on the first run. The recorded state is derived only
+from the stdout of steps that ran (kubehop/record.py).
+"""
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import pulumi
 from pulumi.runtime import config as runtime_config
-from pulumi.runtime.sync_await import _sync_await
 
+from kubehop import record
 from kubehop.catalog import Version
 from kubehop.config import NS, StackConfig
 from kubehop.hops import Deployed
@@ -23,14 +31,11 @@ def raw_config() -> tuple[dict[str, str], set[str]]:
     return keys, {k for k in keys if k in secret or runtime_config.is_config_secret(k)}
 
 
-def _read_output(stack_name: str) -> dict | None:
-    """The `kubehop` output of a stack, read once before any resource exists.
-
-    A blocking read on purpose: the hop rules and the set of resources depend
-    on it, and a bad hop must fail before anything is registered.
-    """
+async def read_output(stack_name: str) -> dict | None:
+    """The `kubehop` output of a stack, awaited before any other resource exists:
+    the hop rules and the set of resources depend on it."""
     ref = pulumi.StackReference(f"ref-{stack_name.replace('/', '-')}", stack_name=stack_name)
-    details = _sync_await(ref.get_output_details(OUTPUT))
+    details = await ref.get_output_details(OUTPUT)
     value = details.value if details.value is not None else details.secret_value
     return value if isinstance(value, dict) and value else None
 
@@ -39,20 +44,39 @@ def self_stack_name() -> str:
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def deployed(cfg: StackConfig) -> tuple[Deployed, bool]:
-    """The last outputs of this stack, or the adopt config for the first run
-    (then True: kubehop is adopting the cluster)."""
-    previous = _read_output(self_stack_name())
+def adopted_state(cfg: StackConfig) -> dict[str, Any]:
+    """The state the adopt config describes, in the recorded output's shape."""
+    workers = cfg.adopt.worker_version or cfg.adopt.kubernetes_version
+    return {"controlPlaneVersion": str(Version.parse(cfg.adopt.kubernetes_version)),
+            "workerVersion": str(Version.parse(workers)), "imageVersion": None,
+            "traffic": "serving", "mirrorMaker": "running", "amis": dict(cfg.adopt.amis),
+            "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}}
+
+
+async def deployed(cfg: StackConfig) -> tuple[Deployed, bool, dict[str, Any]]:
+    """What runs now, whether this run adopts the cluster (no recorded state),
+    and the state to carry forward where no step of this run records anew."""
+    previous = await read_output(self_stack_name())
     if previous:
-        return Deployed.from_output(previous), False
-    cp = Version.parse(cfg.adopt.kubernetes_version)
-    workers = Version.parse(cfg.adopt.worker_version) if cfg.adopt.worker_version else cp
-    charts = {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}
-    return Deployed(cp, workers, None, dict(cfg.adopt.amis), "serving", addons=charts), True
+        return Deployed.from_output(previous), False, previous
+    state = adopted_state(cfg)
+    return Deployed.from_output(state), True, state
 
 
-def sibling_traffic(cfg: StackConfig) -> str | None:
+async def sibling_traffic(cfg: StackConfig) -> str | None:
     if cfg.sibling is None:
         return None
-    previous = _read_output(cfg.sibling.stack)
+    previous = await read_output(cfg.sibling.stack)
     return (previous or {}).get("traffic")
+
+
+def recorded(previous: Mapping[str, Any], steps: Mapping[str, pulumi.Resource],
+             built: Mapping[str, pulumi.Output], charts: Mapping[str, str]) -> pulumi.Output:
+    """The `kubehop` output: `previous`, moved only by the stdout of the steps
+    in `steps` (role -> Command, see record.recorded_state) and the versions
+    the image builds' own state says they were built for."""
+    keys, outs = list(steps), [steps[k].stdout for k in steps]
+    roles = list(built)
+    return pulumi.Output.all(*outs, *[built[r] for r in roles]).apply(
+        lambda values: {**record.recorded_state(previous, dict(zip(keys, values[:len(keys)])),
+                                                dict(zip(roles, values[len(keys):]))), "addons": dict(charts)})

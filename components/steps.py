@@ -2,6 +2,16 @@
 connections from config, and commands that run `python -m kubehop gate`.
 
 Every step's delete does nothing: `pulumi destroy` never undoes an upgrade.
+
+Every Command is built with `command_hygiene()`: no previous stdout/stderr in
+its environment (pulumi-command puts PULUMI_COMMAND_STDOUT/STDERR there by
+default; an image build's stderr is the whole Packer log, past Linux's 128 KiB
+per-variable limit, so the next update fails with "argument list too long",
+pulumi/pulumi-command#285, #552) and no `dir`: the provider runs local
+commands in its own working directory, which the engine sets to the project
+directory (pulumi-command `provider/pkg/provider/local/commandOutputs.go`
+leaves `cmd.Dir` unset when `dir` is empty), so an absolute checkout path never
+lands in the state and a run from another checkout re-runs nothing.
 """
 from __future__ import annotations
 
@@ -13,7 +23,6 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_command as command
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 # The helpers the control-plane step scripts share, sent ahead of each of them.
 CONTROL_PLANE_LIB = SCRIPTS_DIR / "control_plane" / "lib.sh"
@@ -67,6 +76,11 @@ class SshTarget:
             host_key=self.host_key, proxy=proxy, dial_error_limit=20)
 
 
+def command_hygiene() -> dict:
+    """Arguments every Command of the program gets (see the module docstring)."""
+    return {"add_previous_output_in_env": False}
+
+
 def env_prefix(env: Mapping[str, str]) -> str:
     """`env K=V ...` for values that are not secret (versions, paths, names)."""
     return "env " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
@@ -85,6 +99,7 @@ def remote_step(name: str, *, target: SshTarget, script_path: str, env: Mapping[
         create=f"sudo {env_prefix(env)} bash -s",
         stdin=script(script_path),
         triggers=list(triggers),
+        **command_hygiene(),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
@@ -106,8 +121,8 @@ def gate_step(name: str, *, gate: str, args: Sequence[pulumi.Input[str]], trigge
     return command.local.Command(
         name,
         create=create,
-        dir=str(PROJECT_DIR),
         environment=environment or None,
         triggers=list(triggers),
+        **command_hygiene(),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )

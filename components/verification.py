@@ -50,4 +50,6 @@ class Verification(pulumi.ComponentResource):
                       triggers=triggers, kubeconfig=args.kubeconfig, parent=self, depends_on=args.after)
             for check, gate, gate_args in checks(args.config, args.hop)
         ]
+        # the nodes check proves the versions: its record is the recorded hop (kubehop/record.py)
+        self.nodes = self.steps[0]
         self.register_outputs({"checks": [c for c, _, _ in checks(args.config, args.hop)]})

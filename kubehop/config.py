@@ -248,9 +248,13 @@ Addons = create_model(
 
 
 class AdoptedAddon(Model):
-    """An addon's Helm release as it runs when kubehop adopts the cluster."""
+    """An addon that is a Helm release when kubehop adopts the cluster: imported
+    on the adoption run with this chart version and exactly these values
+    (`helm get values RELEASE -n NAMESPACE -o yaml`: the user-supplied values,
+    which is what an import reads back). An enabled addon not listed is installed."""
 
     chart_version: str | None = Field(None, alias="chartVersion")
+    values: dict[str, Any] = Field(default_factory=dict)
 
 
 class Spark(Model):
@@ -635,6 +639,16 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         problems.append(ConfigProblem(key=f"{NS}:traffic", message="is required on a production cluster",
                                       fix="add traffic (state, control) so kubehop can move users off the cluster"))
     return problems
+
+
+def check_region(cfg: StackConfig, aws_region: str | None) -> None:
+    """`aws:region` (the default AWS provider's) must not contradict the cluster's:
+    kubehop puts every AWS resource in `cluster.region` through its own provider,
+    and a different default would mean the stack was set up for another place."""
+    if aws_region and aws_region != cfg.cluster.region:
+        raise ConfigErrors([ConfigProblem(
+            key="aws:region", value=aws_region, message=f"differs from {NS}:cluster.region ({cfg.cluster.region!r})",
+            fix=f"set `pulumi config set aws:region {cfg.cluster.region}` or correct {NS}:cluster.region")])
 
 
 def _catalog_chart(name: str, minor: str) -> str:

@@ -174,7 +174,7 @@ def journey(deployed: Deployed, to: Version, policy: str, *, production: bool,
         if prep.image != (state.image or state.workers):
             stages.append(Stage("prepare", {"kubehop:targetVersion": str(to)}, prep))
             state = replace(state, image=prep.image)
-    if production and to != deployed.control_plane:
+    if production and to != deployed.control_plane and deployed.traffic != "maintaining":  # a recorded maintaining stays
         stages.append(Stage("maintaining", {"kubehop:traffic.state": "maintaining", "kubehop:targetVersion": str(to)}))
         state = replace(state, traffic="maintaining")
     current = state.control_plane

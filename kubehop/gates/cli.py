@@ -8,6 +8,7 @@ import pkgutil
 import sys
 
 import kubehop.gates as gates_pkg
+from kubehop import record
 from kubehop.gates.common import GateError
 
 
@@ -33,4 +34,6 @@ def main(argv: list[str]) -> int:
         print(f"gate {args.gate} FAILED: {exc}", file=sys.stderr)
         return 1
     print(f"gate {args.gate} passed" + (f": {message}" if message else ""), file=sys.stderr)
+    # what passed, for the state the program records (kubehop/record.py); no secret is ever in argv
+    print(record.line(args.gate, argv[argv.index(args.gate) + 1:]))
     return 0

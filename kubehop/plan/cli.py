@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from kubehop.plan import engine, html, mermaid, render
-from kubehop.plan.stages import PlanError, build, read_stack_file
+from kubehop.plan.stages import PlanError, build, read_outputs, read_stack_file
 
 
 def _json(plan: dict) -> str:
@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-policy", choices=None, help="each-hop or efficient (overrides the config)")
     p.add_argument("--sibling-state", default="serving", choices=["serving", "maintaining"],
                    help="the sibling cluster's traffic state to assume (offline it cannot be read)")
+    p.add_argument("--outputs", type=Path, metavar="FILE",
+                   help="plan from the stack's recorded state: the JSON of `pulumi stack output --json` "
+                        "(default: the stack has no state yet and the plan starts with the adopt stage)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (same as --format json)")
     p.add_argument("--format", choices=sorted(FORMATS), default=None,
                    help="text (default), json, mermaid (each stage's DAG as Markdown with Mermaid flowcharts) "
@@ -58,16 +61,26 @@ def _load(path: Path) -> dict:
         raise PlanError([f"--config: {path} is not valid YAML ({exc}). Fix: correct the file"]) from None
 
 
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PlanError([f"--outputs: {path} does not exist. Fix: save `pulumi stack output --json > FILE` first"]) from None
+    except ValueError as exc:
+        raise PlanError([f"--outputs: {path} is not JSON ({exc}). Fix: pass the output of `pulumi stack output --json`"]) from None
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     path = args.config or engine.PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
     captured = io.StringIO()
     try:
         stack_file = read_stack_file(_load(path))
+        recorded = read_outputs(_load_json(args.outputs)) if args.outputs else None
         # the Pulumi runtime may log; keep stdout for the plan alone
         with contextlib.redirect_stdout(captured):
             plan = build(stack_file, stack=args.stack, to=args.to, policy=args.worker_policy,
-                         sibling_state=args.sibling_state)
+                         sibling_state=args.sibling_state, recorded=recorded)
     except PlanError as exc:
         print("kubehop plan: cannot plan:", file=sys.stderr)
         for problem in exc.problems:

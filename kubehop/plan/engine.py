@@ -4,12 +4,19 @@ A `MockMonitor` subclass records every RegisterResource request (type, name,
 parent, dependencies, options, inputs with secrets masked). Mocks answer
 with deterministic outputs so that a stage's diff against the previous
 stage is exactly what `pulumi preview` would show.
+
+Secrets keep an identity: offline, a `secure:` config key holds a marker with
+its key and a digest of its ciphertext (`offline_secret`), and a masked input
+shows as `[secret:<key>@<digest>]`, so a rotated secret (new ciphertext) shows
+every step it re-runs and a reader sees which secret reaches which step.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import runpy
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +26,29 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.sync_await import _sync_await
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SECRET = "[secret]"
-# The value a `secure:` config key holds offline: it cannot be decrypted here.
-OFFLINE_SECRET = "kubehop-offline-secret-value"
+# The value a `secure:` config key holds offline (it cannot be decrypted here)
+# starts with this, then `<key>@<digest>;` (see offline_secret).
+OFFLINE_SECRET = "kubehop-offline-secret:"
+_MARKER = re.compile(re.escape(OFFLINE_SECRET) + r"([A-Za-z0-9_.:-]+@[0-9a-f]{8});")
+
+
+def offline_secret(key: str, ciphertext: str) -> str:
+    """The offline stand-in for a secret: its key and a short digest of its
+    ciphertext (never a plaintext), so a rotated secret differs."""
+    digest = hashlib.sha256(ciphertext.encode()).hexdigest()[:8]
+    return f"{OFFLINE_SECRET}{key.split(':', 1)[-1]}@{digest};"
+
+
+def secret_label(value: Any) -> str:
+    """`[secret:<key>@<digest>]` for each config secret inside a secret value."""
+    found = sorted(set(_MARKER.findall(json.dumps(value, sort_keys=True, default=str))))
+    return f"[secret:{','.join(found)}]" if found else SECRET
 _SECRET_SIG = rpc._special_secret_sig
 _SIG_KEY = rpc._special_sig_key
 
@@ -60,7 +83,7 @@ def mask_secrets(value: Any) -> Any:
     """Replace every secret-wrapped value of a serialized struct by [secret]."""
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:
-            return SECRET
+            return secret_label(value.get("value"))
         return {k: mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
@@ -97,18 +120,23 @@ class PlanMocks(pulumi_mocks.Mocks):
     a new version number, and unchanged resources stay unchanged.
     """
 
-    def __init__(self, stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]]):
+    def __init__(self, stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]],
+                 untargeted: dict[str, tuple[str, dict]] | None = None):
         self.stack_outputs = stack_outputs
         self.template_versions = template_versions
+        self.untargeted = untargeted or {}
+        """name -> (id, outputs) of resources outside `--target`: the engine keeps their old state."""
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        if args.name in self.untargeted:
+            return self.untargeted[args.name]
         inputs = dict(args.inputs)
         digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         if args.typ == "pulumi:pulumi:StackReference":
             name = inputs.get("name", args.name)
             return name, {"name": name, "outputs": self.stack_outputs.get(name, {}), "secretOutputNames": []}
         if args.typ == "command:local:Command":
-            out = f"ami-{digest[:17]}" if args.name.endswith("-image-build") else ""
+            out = f"ami-{digest[:17]}" if args.name.endswith("-image-build") else gate_stdout(inputs.get("create", ""))
             return f"{args.name}-id", {**inputs, "stdout": out, "stderr": ""}
         if args.typ == "command:remote:Command":
             return f"{args.name}-id", {**inputs, "stdout": "", "stderr": ""}
@@ -126,24 +154,45 @@ class PlanMocks(pulumi_mocks.Mocks):
         return {}
 
 
+def gate_stdout(create: str) -> str:
+    """What a gate step prints when its gate passes: the record line
+    (kubehop/gates/cli.py prints it through kubehop.record.line)."""
+    from kubehop import record
+
+    words = shlex.split(create) if isinstance(create, str) else []
+    if words[:2] == ["bash", "components/scripts/run_gate.sh"] and len(words) > 2:
+        return record.line(words[2], words[3:]) + "\n"
+    return ""
+
+
 def run_program(config: dict[str, str], secret_keys: list[str], *, stack: str,
                 stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]],
-                organization: str = "organization") -> Run:
-    """Run `__main__.py` once with this config; raise what the program raised."""
-    monitor = RecordingMonitor(PlanMocks(stack_outputs, template_versions))
+                organization: str = "organization", untargeted: dict[str, tuple[str, dict]] | None = None) -> Run:
+    """Run `__main__.py` once with this config; raise what the program raised.
+
+    `untargeted` (resource name -> (id, outputs) from an earlier run) models
+    `pulumi up --target`: those resources keep their old outputs."""
+    monitor = RecordingMonitor(PlanMocks(stack_outputs, template_versions, untargeted))
     pulumi_mocks.set_mocks(monitor.mocks, project="kubehop", stack=stack, preview=True,
                            monitor=monitor, organization=organization)
     set_all_config(dict(config), list(secret_keys))
-    root = get_root_resource()
+    # set_mocks leaves a finished root stack; run the program in a fresh one through the
+    # SDK's own entrypoint (pulumi/runtime/stack.py run_in_stack), which awaits the async
+    # main the program registers with pulumi.run, as `pulumi up` does
+    set_root_resource(None)
+
+    stacks = []
 
     def program() -> None:
+        stacks.append(get_root_resource())
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
 
     try:
-        _sync_await(pulumi_mocks.run_pulumi_func(program))
+        _sync_await(run_in_stack(program))
     except Exception as exc:
         exc.kubehop_run = monitor.run  # what was registered before the failure (tests check: nothing)
         raise
+    root = stacks[0]
     for key, value in root.outputs.items():
         output = pulumi.Output.from_input(value)
         monitor.run.outputs[key] = _sync_await(output.future())

@@ -1,6 +1,12 @@
 """Build the offline plan: a baseline run of the program at what is deployed,
 then one run per stage of the journey, each diffed against the run before it,
-exactly as `pulumi preview` would diff it against the stack's state."""
+exactly as `pulumi preview` would diff it against the stack's state.
+
+A stack with no recorded state (no `--outputs`) starts with the `adopt` stage:
+the baseline run itself, diffed against an empty state, so its imports show
+(op `import`, with their ids) and any input an import cannot read back is
+refused. With `--outputs` (the JSON of `pulumi stack output --json`) the plan
+starts from what the stack recorded."""
 from __future__ import annotations
 
 import json
@@ -9,7 +15,7 @@ from typing import Any
 
 from kubehop import catalog, config, hops, impact, interlocks
 from kubehop.catalog import Version
-from kubehop.plan import durations, engine, timing
+from kubehop.plan import durations, engine, imports, timing
 
 # Properties whose change makes the engine replace rather than update.
 REPLACE_ON = {
@@ -53,7 +59,7 @@ def read_stack_file(data: dict) -> StackFile:
     raw, secret = {}, []
     for key, value in cfg.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raw[key] = engine.OFFLINE_SECRET
+            raw[key] = engine.offline_secret(key, str(value["secure"]))
             secret.append(key)
         else:
             raw[key] = _encode(value)
@@ -122,7 +128,7 @@ def _closure(deps: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def _op(prev: engine.Registered | None, cur: engine.Registered) -> str | None:
     if prev is None:
-        return "create"
+        return "import" if cur.import_id else "create"
     if prev.inputs == cur.inputs:
         return None
     changed = {k for k in set(prev.inputs) | set(cur.inputs) if prev.inputs.get(k) != cur.inputs.get(k)}
@@ -179,7 +185,10 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
                       "resourceType": res.type, "dependsOn": sorted(ids[d] for d in _nearest(before, closure)),
                       "after": sorted(f"{earlier[d]}/{cur.resources[d].name}" for d in prior),
                       "inputs": res.inputs, "impact": text, "risk": risk,
+                      "options": step_options(cur, res, set(ops)),
                       "_after": before}
+        if ops[urn] == "import":
+            steps[urn]["unreadable"] = imports.unreadable_inputs(res.type, res.inputs, res.ignore_changes)
     ordered = _topological(steps, order)
     for urn in deleted:
         res = prev.resources[urn]
@@ -188,6 +197,39 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
         ordered.append({"id": res.name, "action": action or "infrastructure", "target": target, "op": "delete",
                         "resourceType": res.type, "dependsOn": [], "after": [], "inputs": {}, "impact": text, "risk": risk})
     return ordered
+
+
+def step_options(run: engine.Run, res: engine.Registered, in_stage: set[str]) -> dict:
+    """The resource options `pulumi preview` acts on: import id, ignoreChanges,
+    retainOnDelete, and what it waits for that this stage does not change."""
+    beyond = sorted({run.resources[d].name for d in res.dependencies
+                     if d in run.resources and d not in in_stage and not run.resources[d].type.startswith("pulumi:")})
+    return {"import": res.import_id or None, "ignoreChanges": list(res.ignore_changes),
+            "retainOnDelete": res.retain_on_delete, "dependsOn": beyond}
+
+
+def _refused_imports(steps: list[dict]) -> list[str]:
+    """An import that declares what its provider cannot read back would fail
+    (engines before 3.174) or rewrite the resource in the same run (from 3.174)."""
+    return [f"adopt: {s['id']} (import {s['options']['import']}) declares {', '.join(s['unreadable'])}, which an import "
+            f"cannot read back. Fix: declare only what the provider reads back on the adoption run (kubehop/plan/imports.py)"
+            for s in steps if s.get("unreadable")]
+
+
+def read_outputs(data: Any) -> dict:
+    """The recorded state from `pulumi stack output --json`, checked."""
+    state = data.get("kubehop") if isinstance(data, dict) else None
+    if state == "[secret]":
+        raise PlanError(["--outputs: the `kubehop` output is shown as [secret]. Fix: use `pulumi stack output --json --show-secrets`"])
+    if not isinstance(state, dict) or not state.get("controlPlaneVersion") or not state.get("workerVersion"):
+        raise PlanError(["--outputs: the file has no `kubehop` output with controlPlaneVersion and workerVersion. "
+                         "Fix: pass the JSON of `pulumi stack output --json` for a stack kubehop has run on "
+                         "(a stack with no outputs is planned without --outputs, from its adopt config)"])
+    try:
+        hops.Deployed.from_output(state)
+    except (ValueError, KeyError, catalog.CatalogError) as exc:
+        raise PlanError([f"--outputs: the recorded state is not valid ({exc}). Fix: pass the stack's own output JSON"]) from None
+    return state
 
 
 def _topological(steps: dict[str, dict], order: list[str]) -> list[dict]:
@@ -240,8 +282,11 @@ def _warnings(cfg: config.StackConfig, stages: list[hops.Stage]) -> list[str]:
 
 
 def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | None,
-          sibling_state: str = "serving") -> dict:
-    """The whole plan as the JSON-ready dict `kubehop plan --json` prints."""
+          sibling_state: str = "serving", recorded: dict | None = None) -> dict:
+    """The whole plan as the JSON-ready dict `kubehop plan --json` prints.
+
+    `recorded` is the stack's `kubehop` output (from `--outputs`); without it
+    the stack has no state and the plan starts with the adopt stage."""
     raw = dict(stack_file.raw)
     if policy is not None:
         if policy not in hops.POLICIES:
@@ -251,9 +296,12 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         cfg = config.load(raw, set(stack_file.secret_keys))
     except config.ConfigErrors as exc:
         raise PlanError([str(p) for p in exc.problems]) from None
-    deployed = hops.Deployed(Version.parse(cfg.adopt.kubernetes_version),
-                             Version.parse(cfg.adopt.worker_version or cfg.adopt.kubernetes_version),
-                             None, dict(cfg.adopt.amis))
+    if recorded is not None:
+        deployed = hops.Deployed.from_output(recorded)
+    else:
+        deployed = hops.Deployed(Version.parse(cfg.adopt.kubernetes_version),
+                                 Version.parse(cfg.adopt.worker_version or cfg.adopt.kubernetes_version),
+                                 None, dict(cfg.adopt.amis))
     _check_as_written(cfg, deployed, sibling_state)
     try:
         goal = catalog.resolve(to) if to else cfg.target
@@ -269,15 +317,19 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     baseline["kubehop:kubernetesVersion"] = str(deployed.control_plane)
     baseline.pop("kubehop:targetVersion", None)
     if cfg.traffic:
-        set_path(baseline, "kubehop:traffic.state", "serving")
+        set_path(baseline, "kubehop:traffic.state", deployed.traffic)
     self_name = f"organization/kubehop/{stack}"
     sibling = {cfg.sibling.stack: {"kubehop": {"traffic": sibling_state}}} if cfg.sibling else {}
     versions: dict[str, tuple[str, int]] = {}
-    prev = _run(baseline, stack_file.secret_keys, stack, {**sibling}, versions, "baseline")
+    own = {self_name: {"kubehop": recorded}} if recorded is not None else {}
+    prev = _run(baseline, stack_file.secret_keys, stack, {**sibling, **own}, versions,
+                "baseline" if recorded is not None else "adopt")
     databases = {p.name for p in cfg.node_pools if p.database}
     current = baseline
     out_stages = []
     changed_in: dict[str, str] = {}  # resource -> the last stage that changed it
+    if recorded is None:
+        out_stages.append(adopt_stage(prev, databases, changed_in))
     for stage in stages:
         current = dict(current)
         for key, value in stage.config.items():
@@ -301,6 +353,20 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
             "environment": cfg.cluster.environment, "dedicatedNamespaces": list(cfg.cluster.dedicated_namespaces), "from": str(deployed.control_plane), "to": str(goal),
             "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages), "stages": out_stages}
     return timing.annotate(plan, durations.from_config(cfg))
+
+
+def adopt_stage(adoption: engine.Run, databases: set[str], changed_in: dict[str, str]) -> dict:
+    """The first `pulumi up` of a stack with no state: the adoption run against
+    an empty state. Its imports must declare only what an import reads back."""
+    ops = stage_ops(engine.Run(), adoption)
+    steps = diff_stage(engine.Run(), adoption, databases, {}, ops)
+    refused = _refused_imports(steps)
+    if refused:
+        raise PlanError(refused)
+    changed_in.update({urn: "adopt" for urn in ops})
+    state = adoption.outputs.get("kubehop", {})
+    return {"name": "adopt", "config": {}, "controlPlane": state.get("controlPlaneVersion"),
+            "workers": state.get("workerVersion"), "images": state.get("imageVersion"), "steps": steps}
 
 
 def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_state: str) -> None:
