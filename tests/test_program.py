@@ -51,7 +51,7 @@ def test_ssh_key_and_tokens_stay_secret_in_recorded_inputs(baseline):
     assert engine.OFFLINE_SECRET not in text
     remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
     # the connection (host, user, key, bastion) is secret as a whole because it holds the key
-    assert remote and all(r.inputs["connection"] == "[secret]" for r in remote)
+    assert remote and all(r.inputs["connection"].startswith("[secret:sshPrivateKey@") for r in remote)
     assert all(r.inputs["stdin"].startswith("#!/usr/bin/env bash") for r in remote)
 
 
