@@ -103,6 +103,7 @@ async def main() -> dict:
     verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
                                                                  after=[control_plane.last, *addons.last, *rolled]))
     records["nodes"] = verification.nodes
+    records.update({f"verify:{step._name}": step for step in verification.steps})
 
     if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
         serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),

@@ -42,6 +42,7 @@ class NodeImage(pulumi.ComponentResource):
         pinned = args.config.pinned.get(args.role)
         if pinned:
             self.ami_id: pulumi.Output[str] = pulumi.Output.from_input(pinned)
+            self.built_version = pulumi.Output.from_input(str(args.version))  # pinned for this version by config
             self.register_outputs({"amiId": self.ami_id, "pinned": True})
             return
         plain = self._variables(args.role, args)

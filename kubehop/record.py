@@ -64,12 +64,14 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
                              "traffic": previous.get("traffic") or "serving",
                              "mirrorMaker": previous.get("mirrorMaker") or "running",
                              "amis": dict(previous.get("amis") or {})}
+    # the versions move only once every verification check ("verify:<check>") has passed
+    verified = all(parse(v) for k, v in records.items() if k.startswith("verify:"))
     for key, stdout in sorted(records.items()):
         parsed = parse(stdout)
         if parsed is None:
             continue
         gate, argv = parsed
-        if key == "nodes" and gate == "nodes":
+        if key == "nodes" and gate == "nodes" and verified:
             state["controlPlaneVersion"] = (arg(argv, "--control-plane-version") or "").lstrip("v") or state["controlPlaneVersion"]
             state["workerVersion"] = (arg(argv, "--worker-version") or "").lstrip("v") or state["workerVersion"]
         elif key.startswith("traffic:"):

@@ -25,6 +25,7 @@ def five_masters() -> dict:
     data = copy.deepcopy(prod_b())
     cfg = data["config"]
     cfg["kubehop:cluster"] = {"name": "aws-euwest1-stage-c", "region": "eu-west-1", "production": False}
+    cfg["aws:region"] = "eu-west-1"
     cfg["kubehop:controlPlane"] = {"nodes": [{"name": f"cp-{i}", "host": f"10.9.{i}.5"} for i in range(5)]}
     for key in ("kubehop:traffic", "kubehop:mysql", "kubehop:kafka", "kubehop:sibling", "kubehop:siblingKubeconfig",
                 "kubehop:trafficToken", "kubehop:mysqlPassword"):
