@@ -78,5 +78,5 @@ def recorded(previous: Mapping[str, Any], steps: Mapping[str, pulumi.Resource],
     keys, outs = list(steps), [steps[k].stdout for k in steps]
     roles = list(built)
     return pulumi.Output.all(*outs, *[built[r] for r in roles]).apply(
-        lambda values: {**record.recorded_state(previous, dict(zip(keys, values[:len(keys)])),
-                                                dict(zip(roles, values[len(keys):]))), "addons": dict(charts)})
+        lambda values: {**record.recorded_state(previous, dict(zip(keys, values[:len(keys)], strict=True)),
+                                                dict(zip(roles, values[len(keys):], strict=True))), "addons": dict(charts)})

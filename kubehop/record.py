@@ -87,7 +87,7 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
             image = arg(parsed[1], "--image-id")
             if image:
                 state["amis"][key.split(":")[1]] = image
-    for role, version in (built or {}).items():
+    for version in (built or {}).values():
         if version:
             state["imageVersion"] = version
     return state

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubehop.plan import engine, imports
-from kubehop.plan.stages import diff_stage, read_stack_file, set_path
+from kubehop.plan.stages import diff_stage, read_stack_file
 from tests.plan_helpers import prod_b
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import_readback"
