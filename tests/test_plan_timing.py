@@ -227,7 +227,7 @@ def test_mermaid_has_every_stage_with_its_critical_path(efficient):
     assert len(critical) == len(stage(efficient, "1.29.15")["criticalPath"])
     assert any(nodes[n].startswith("rollout-wait databases") for n in critical)
     assert "linkStyle" in chart
-    assert sum(b.count('["rollout-wait ') for b in blocks) == 3
+    assert sum(b.count('["rollout-wait ') for b in blocks) == 6  # the adoption run's first waits, then 1.29.15's
 
 
 def test_mermaid_labels_cannot_break_out():
