@@ -714,3 +714,13 @@ def test_fixtures_are_kubectl_shaped():
             assert data.get("apiVersion") and data["metadata"]["name"], path
         assert path.read_text() == json.dumps(data, indent=4, sort_keys=True) + "\n", path
 
+
+
+@pytest.mark.parametrize("request_timeout", [0, 0.5, 30])
+def test_one_kubectl_bound_for_every_gate(request_timeout):
+    """kube and cutover gates share one argv and one process backstop (they once drifted by 10 s)."""
+    from kubehop.gates import cutover, kube as kube_mod
+    shared = kube_mod.Kubectl("kubectl", "/k.conf", "ctx", request_timeout)
+    action = cutover.Kubectl("kubectl", kubeconfig="/k.conf", context="ctx", request_timeout=request_timeout)
+    assert action.timeout == shared.backstop == {0: 300.0, 0.5: 1.5, 30: 45.0}[request_timeout]
+    assert action.client.base() == shared.base()

@@ -24,6 +24,7 @@ from typing import Any
 from kubehop.gates.common import GateError, Verdict, add_poll_arguments, poll
 
 # The same kubectl flags as every kube gate: --kubectl --kubeconfig --context --request-timeout.
+from kubehop.gates.kube import Kubectl as KubeClient
 from kubehop.gates.kube import KubectlError, add_kubectl_arguments, selector_string
 
 REPLICAS_ANNOTATION = "kubehop.io/replicas-before-stop"
@@ -50,13 +51,9 @@ class Kubectl:
         self.kubeconfig = kubeconfig
         self.context = context
         self.request_timeout = request_timeout
-        # kubectl's own --request-timeout bounds each API call; this backstop
-        # bounds the whole process (kubeconfig loading, credential plugins).
-        # --request-timeout 0 means no API limit: the backstop is then 5 minutes.
-        if request_timeout > 0:
-            self.timeout = request_timeout + min(5.0, max(1.0, request_timeout))
-        else:
-            self.timeout = 300.0
+        # One bound for every gate: kube.Kubectl's argv and process backstop.
+        self.client = KubeClient(binary, kubeconfig, context, request_timeout)
+        self.timeout = self.client.backstop
 
     @classmethod
     def from_args(cls, args) -> Kubectl:
@@ -72,13 +69,7 @@ class Kubectl:
         return "current context"
 
     def run(self, *args: str, namespace: str | None = None) -> str:
-        argv = [self.binary]
-        if self.kubeconfig:
-            argv += ["--kubeconfig", self.kubeconfig]
-        if self.context:
-            argv += ["--context", self.context]
-        if self.request_timeout > 0:
-            argv.append(f"--request-timeout={self.request_timeout:g}s")
+        argv = self.client.base()
         if namespace:
             argv += ["-n", namespace]
         argv += list(args)

@@ -66,8 +66,11 @@ class Kubectl:
     @property
     def backstop(self) -> float:
         """Seconds the whole kubectl process may take: its API timeout plus start-up
-        (kubeconfig, credential plugins); with --request-timeout 0 (no API limit), 5 minutes."""
-        return self.request_timeout + 15 if self.request_timeout > 0 else 300.0
+        (kubeconfig, credential plugins: up to 15 s, never more than the API timeout itself);
+        with --request-timeout 0 (no API limit), 5 minutes. The one bound for every gate."""
+        if self.request_timeout <= 0:
+            return 300.0
+        return self.request_timeout + min(15.0, max(1.0, self.request_timeout))
 
     def base(self) -> list[str]:
         argv = [self.binary]
