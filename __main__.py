@@ -25,6 +25,7 @@ from components.node_join import NodeJoin, NodeJoinArgs
 from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
 from kubehop import config, hops, interlocks, waves
+from kubehop.addons import moves
 
 
 async def main() -> dict:
@@ -34,6 +35,9 @@ async def main() -> dict:
         config.check_region(cfg, pulumi.Config("aws").get("region"))
         current, adopting, previous = await state.deployed(cfg)
         hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
+        downgrades = moves.downgrades(cfg, current)
+        if downgrades:
+            raise config.ConfigErrors(downgrades)
     except config.ConfigErrors as exc:
         raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
     except hops.HopError as exc:

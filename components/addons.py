@@ -10,7 +10,6 @@ kube-state-metrics and ingress-nginx side by side, each with its own check.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,9 @@ import pulumi_kubernetes as k8s
 
 from components.steps import gate_step
 from kubehop import catalog
-from kubehop.addons.base import AddonSpec, ChartPin
-from kubehop.config import AddonConfig, StackConfig
+from kubehop.addons import moves
+from kubehop.addons.base import AddonSpec
+from kubehop.config import StackConfig
 from kubehop.hops import Hop
 
 
@@ -30,25 +30,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for key, value in over.items():
         out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
-
-
-def running_chart(spec: AddonSpec, hop: Hop) -> str | None:
-    """What the release runs now: recorded by the last run or given in adopt.addons,
-    else the catalog's pin for the deployed minor (what kubehop would have installed)."""
-    recorded = hop.deployed.addons.get(spec.name)
-    if recorded:
-        return recorded
-    pin = spec.per_minor.get(hop.deployed.control_plane.minor_str)
-    return pin.chart_version if pin else None
-
-
-def choose(spec: AddonSpec, hop: Hop, addon: AddonConfig) -> ChartPin:
-    """The chart and image for this hop: a config pin, else the minimal move."""
-    minor = hop.control_plane.minor_str
-    pin = catalog.addon_pin(spec.name, minor)
-    chart = addon.chart_version or spec.choose(minor, running_chart(spec, hop))
-    image = addon.image_tag or (pin.image_tag if spec.image_pinned_to_minor() else None)
-    return dataclasses.replace(pin, chart_version=chart, image_tag=image)
 
 
 @dataclass
@@ -111,12 +92,13 @@ class Addons(pulumi.ComponentResource):
     def _addon(self, spec: AddonSpec) -> None:
         cfg, hop = self._args.config, self._args.hop
         addon = cfg.addons.get(spec.name)
-        chosen = choose(spec, hop, addon)
+        adopted = cfg.adopt.addons.get(spec.name) if self._args.adopting else None
+        chosen = moves.choose(spec, hop, addon, adopted)  # the chart the release runs after this run
         namespace = addon.namespace or spec.namespace
         release_name = addon.release_name or spec.release
         values = deep_merge(spec.values(cfg, chosen.image_tag), addon.values)
         before = self._after(spec)
-        for breaking in spec.crossed(running_chart(spec, hop), chosen.chart_version):
+        for breaking in spec.crossed(moves.running_chart(spec, hop.deployed), chosen.chart_version):
             before = [self._gate(f"{spec.name}-addon-preflight", breaking.preflight, [], [chosen.chart_version], before)]
         bundle = spec.crds.get(chosen.chart_version)
         if spec.crds:
@@ -126,10 +108,8 @@ class Addons(pulumi.ComponentResource):
             before = [self._gate(f"{spec.name}-addon-crds", "crd-apply",
                                  ["--url", bundle.url, "--sha256", bundle.sha256, "--timeout", "300"],
                                  [bundle.url, bundle.sha256], before)]
-        adopted = cfg.adopt.addons.get(spec.name) if self._args.adopting else None
         if adopted is not None:
-            release = imported_release(spec.name, spec.chart, release_name, namespace,
-                                       adopted.chart_version or chosen.chart_version, adopted.values,
+            release = imported_release(spec.name, spec.chart, release_name, namespace, chosen.chart_version, adopted.values,
                                        pulumi.ResourceOptions(parent=self, provider=self._args.provider, depends_on=before))
         else:
             release = k8s.helm.v3.Release(

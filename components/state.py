@@ -15,7 +15,6 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from kubehop import record
-from kubehop.catalog import Version
 from kubehop.config import NS, StackConfig
 from kubehop.hops import Deployed
 
@@ -44,22 +43,13 @@ def self_stack_name() -> str:
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def adopted_state(cfg: StackConfig) -> dict[str, Any]:
-    """The state the adopt config describes, in the recorded output's shape."""
-    workers = cfg.adopt.worker_version or cfg.adopt.kubernetes_version
-    return {"controlPlaneVersion": str(Version.parse(cfg.adopt.kubernetes_version)),
-            "workerVersion": str(Version.parse(workers)), "imageVersion": None,
-            "traffic": "serving", "mirrorMaker": "running", "amis": dict(cfg.adopt.amis),
-            "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}}
-
-
 async def deployed(cfg: StackConfig) -> tuple[Deployed, bool, dict[str, Any]]:
     """What runs now, whether this run adopts the cluster (no recorded state),
     and the state to carry forward where no step of this run records anew."""
     previous = await read_output(self_stack_name())
     if previous:
         return Deployed.from_output(previous), False, previous
-    state = adopted_state(cfg)
+    state = record.adopted_state(cfg)
     return Deployed.from_output(state), True, state
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from kubehop.catalog import Version
+
 PREFIX = "kubehop-record "
 
 
@@ -45,6 +47,16 @@ def arg(argv: Sequence[str], flag: str) -> str | None:
     """The value after `flag` in a recorded argv."""
     argv = list(argv)
     return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else None
+
+
+def adopted_state(cfg: Any) -> dict[str, Any]:
+    """The state the adopt config describes (a stack with no recorded state), in
+    the recorded output's shape: the program and the offline plan both start from it."""
+    workers = cfg.adopt.worker_version or cfg.adopt.kubernetes_version
+    return {"controlPlaneVersion": str(Version.parse(cfg.adopt.kubernetes_version)),
+            "workerVersion": str(Version.parse(workers)), "imageVersion": None,
+            "traffic": "serving", "mirrorMaker": "running", "amis": dict(cfg.adopt.amis),
+            "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}}
 
 
 def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None],

@@ -55,3 +55,29 @@ def ancestors(stage: dict, step_id: str) -> set[str]:
             seen.add(current)
             todo.extend(by_id[current]["dependsOn"])
     return seen
+
+
+def release_moves(stages: list[dict], addon: str) -> list[tuple[str, str, str]]:
+    """(stage, from, to) for each chart move of `addon`'s release across the whole
+    plan (adopt stage included), checking on the way what must hold wherever it
+    moves: never down; the addon's CRD step (if it has one) applies the version
+    the release runs, in the stage it moves in and before the release."""
+    from kubehop.addons.base import chart_key
+
+    installed, moved = None, []
+    for s in stages:
+        releases = [x for x in steps_by(s, "addon") if x["target"] == addon]
+        crds = [x for x in steps_by(s, "addon-crds") if x["target"] == addon]
+        for release in releases:
+            version = release["inputs"]["version"]
+            if installed is not None and version != installed:
+                assert chart_key(version) > chart_key(installed), f"{s['name']}: {addon} {installed} -> {version} is a downgrade"
+                assert crds, f"{s['name']}: {addon} moves {installed} -> {version} with no CRD step"
+                moved.append((s["name"], installed, version))
+            for crd in crds:
+                assert crd["id"] in ancestors(s, release["id"]), f"{s['name']}: CRDs after the {addon} release"
+            installed = version
+        for crd in crds:
+            assert f"/v{installed}/" in crd["inputs"]["create"], \
+                f"{s['name']}: CRDs applied for {crd['inputs']['create']} while {addon} runs {installed}"
+    return moved

@@ -9,7 +9,7 @@ import pytest
 
 from kubehop.plan import engine
 from kubehop.plan.stages import build, read_stack_file
-from tests.plan_helpers import ROOT, ancestors, five_masters, prod_b, step, steps_by, write_stack
+from tests.plan_helpers import ROOT, ancestors, five_masters, prod_b, release_moves, step, steps_by, write_stack
 
 VERSION_STAGES = ["1.27.16", "1.28.15", "1.29.15"]
 
@@ -25,7 +25,7 @@ def efficient() -> dict:
     plan = json.loads(result.stdout)
     # no recorded state: the adoption run comes first (tests/test_adoption.py); these tests read the journey after it
     assert plan["stages"][0]["name"] == "adopt"
-    return {**plan, "stages": plan["stages"][1:]}
+    return {**plan, "stages": plan["stages"][1:], "adopt": plan["stages"][0]}
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +366,18 @@ def test_a_fresh_join_token_precedes_every_rollout(efficient, each_hop):
 
 
 def test_calico_crds_precede_the_release_wherever_calico_moves(efficient):
-    moved = []
-    for s in efficient["stages"]:
-        for release in [x for x in steps_by(s, "addon") if x["target"] == "calico"]:
-            if s["name"] == "prepare":
-                # the run after adoption brings kubehop's settings in; the adopt stage now shows that
-                # choose() picks 3.26.5 at 1.26 for a release adopted at 3.28.5 (CRDs applied in adopt):
-                # reported in notes/10.md for the addons owner, not changed here
-                continue
-            crds = step(s, "addon-crds", "calico")
-            assert crds["id"] in ancestors(s, release["id"]), f"{s['name']}: CRDs after the calico release"
-            assert "--server-side" not in crds["inputs"]["create"]  # the gate runs kubectl; args are url + checksum
-            assert "operator-crds.yaml" in crds["inputs"]["create"] and release["inputs"]["version"] in crds["inputs"]["create"]
-            moved.append((s["name"], release["inputs"]["version"]))
-    assert moved == [("1.29.15", "3.29.7")], moved  # adopted 3.28.5 (tested 1.27-1.30) moves once
+    # every stage, the adoption run included: calico adopted at 3.28.5 is imported at 3.28.5 with
+    # 3.28.5's CRDs, never downgraded to the catalog's 1.26 pick, and (tested 1.27-1.30) stays through 1.29
+    stages = [efficient["adopt"], *efficient["stages"]]
+    assert release_moves(stages, "calico") == []
+    adopt = efficient["adopt"]
+    assert step(adopt, "addon", "calico")["inputs"]["version"] == "3.28.5"
+    crds = step(adopt, "addon-crds", "calico")
+    assert "--server-side" not in crds["inputs"]["create"]  # the gate runs kubectl; args are url + checksum
+    assert "/v3.28.5/manifests/operator-crds.yaml" in crds["inputs"]["create"]
+    for s in stages:
+        for check in [x for x in steps_by(s, "addon-check") if x["target"] == "calico"]:
+            assert "--image-tag v3.28.5 " in check["inputs"]["create"], s["name"]
 
 
 def test_ingress_nginx_stays_on_4_11_8_through_1_29(efficient):

@@ -102,11 +102,13 @@ class AddonSpec:
         return any(line.holds(chart) and line.supports(minor) for line in self.lines)
 
     def choose(self, minor: str, running: str | None) -> str:
-        """Minimal move: keep the running chart while its project still supports the
-        new minor; otherwise the catalog's pin for the minor."""
-        if running and self.compatible(running, minor):
+        """Minimal move, never down: keep the running chart while its project still
+        supports the new minor or while it is newer than the catalog's pin for the
+        minor (kubehop/addons/moves.py says why); otherwise the pin."""
+        pin = self.per_minor[minor].chart_version
+        if running and (self.compatible(running, minor) or chart_key(running) > chart_key(pin)):
             return running
-        return self.per_minor[minor].chart_version
+        return pin
 
     def crossed(self, running: str | None, chosen: str) -> list[Breaking]:
         """Known breaking releases between the running chart and the chosen one."""

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubehop import catalog, config, hops, impact, interlocks
+from kubehop import catalog, config, hops, impact, interlocks, record
+from kubehop.addons import moves
 from kubehop.catalog import Version
 from kubehop.plan import durations, engine, imports, timing
 
@@ -256,9 +257,14 @@ def _placeholder(checksum: str) -> bool:
     return set(checksum) == {"0"}
 
 
-def _warnings(cfg: config.StackConfig, stages: list[hops.Stage]) -> list[str]:
+def _warnings(cfg: config.StackConfig, stages: list[hops.Stage], runs: list[engine.Run]) -> list[str]:
     """What the operator should fix before the stages run, though the plan can be made."""
     warnings = []
+    for run in runs:  # what each run records each release runs at, against its minor
+        state = run.outputs.get("kubehop") or {}
+        for warning in moves.outside_range(Version.parse(state["controlPlaneVersion"]).minor_str, state.get("addons") or {}):
+            if warning not in warnings:
+                warnings.append(warning)
     images = cfg.node_images
     if images and _placeholder(images.cni_plugins_sha256):
         warnings.append(f"kubehop:nodeImages.cniPluginsSha256 is a placeholder: the image build refuses it; set the sha256 "
@@ -299,9 +305,7 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     if recorded is not None:
         deployed = hops.Deployed.from_output(recorded)
     else:
-        deployed = hops.Deployed(Version.parse(cfg.adopt.kubernetes_version),
-                                 Version.parse(cfg.adopt.worker_version or cfg.adopt.kubernetes_version),
-                                 None, dict(cfg.adopt.amis))
+        deployed = hops.Deployed.from_output(record.adopted_state(cfg))
     _check_as_written(cfg, deployed, sibling_state)
     try:
         goal = catalog.resolve(to) if to else cfg.target
@@ -324,6 +328,7 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     own = {self_name: {"kubehop": recorded}} if recorded is not None else {}
     prev = _run(baseline, stack_file.secret_keys, stack, {**sibling, **own}, versions,
                 "baseline" if recorded is not None else "adopt")
+    runs = [prev]
     databases = {p.name for p in cfg.node_pools if p.database}
     current = baseline
     out_stages = []
@@ -349,9 +354,10 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
             "steps": steps,
         })
         prev = run
+        runs.append(run)
     plan = {"cluster": cfg.cluster.name, "stack": stack, "region": cfg.cluster.region,
             "environment": cfg.cluster.environment, "dedicatedNamespaces": list(cfg.cluster.dedicated_namespaces), "from": str(deployed.control_plane), "to": str(goal),
-            "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages), "stages": out_stages}
+            "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages, runs), "stages": out_stages}
     return timing.annotate(plan, durations.from_config(cfg))
 
 
@@ -375,7 +381,7 @@ def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_
         hop = hops.plan_hop(deployed, cfg.version, cfg.target, cfg.worker_policy)
     except hops.HopError as exc:
         raise PlanError([str(exc)]) from None
-    blocked = interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None)
+    blocked = moves.downgrades(cfg, deployed) + interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None)
     if blocked:
         raise PlanError([str(p) for p in blocked])
 
