@@ -124,7 +124,8 @@ def test_addon_releases_carry_the_catalog_versions(efficient):
     assert ca["version"] == "9.36.0" and ca["values"]["image"]["tag"] == "v1.29.5"
     ccm = step(s, "addon", "aws-cloud-controller-manager")["inputs"]
     assert ccm["values"]["image"]["tag"] == "v1.29.10"
-    assert step(s, "addon", "calico")["inputs"]["version"] == "3.29.7"
+    # adopted calico 3.28.5 (tested 1.27-1.30) stays: no calico release step at 1.29
+    assert not [x for x in steps_by(s, "addon") if x["target"] == "calico"]
     assert any("ingress-nginx is retired" in w for w in efficient["warnings"])
 
 
