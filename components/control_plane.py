@@ -5,7 +5,9 @@ Every step is its own resource so `pulumi preview` lists it and a failed
 other: the etcd snapshot on the first master and, on every master, the
 package repository switch and kubeadm install (no running component moves).
 Then the first master's plan, apply, drain, kubelet, uncordon; then each other
-master strictly one after another with `kubeadm upgrade node`.
+master strictly one after another with `kubeadm upgrade node` before its drain.
+The step where kubeadm upgrades CoreDNS and kube-proxy (and so the one that
+proves them) depends on the kubeadm minor: kubehop/kubeadm_upgrade.py.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pulumi
 
 from components.steps import SshTarget, remote_step
 from kubehop import catalog
+from kubehop.kubeadm_upgrade import addons_upgraded_by
 from kubehop.config import ControlPlane as ControlPlaneConfig
 from kubehop.hops import Hop
 
@@ -53,22 +56,26 @@ class ControlPlane(pulumi.ComponentResource):
         previous: pulumi.Resource = snapshot
         for index, node in enumerate(cfg.nodes):
             staged = self._stage_packages(node.name, args, common, triggers)
-            previous = self._node_steps(node.name, index == 0, args, common, triggers, [previous, staged])
+            previous = self._node_steps(node.name, index, args, common, triggers, [previous, staged])
         self.last = previous
         self.version = pulumi.Output.from_input(version)
         self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})
 
-    def _node_steps(self, node: str, first: bool, args: ControlPlaneArgs, common: dict[str, str],
+    def _node_steps(self, node: str, index: int, args: ControlPlaneArgs, common: dict[str, str],
                     triggers: list[str], after: list[pulumi.Resource]) -> pulumi.Resource:
         """The chain of steps that touch this master's running components, strictly
         after the previous master (etcd quorum: one member at a time) and after its
-        own staged packages; returns its last step (uncordon)."""
-        cfg = args.config
+        own staged packages; returns its last step (uncordon). The kubeadm upgrade
+        comes before drain and kubelet: a kubelet never runs newer than its node's
+        kube-apiserver (version skew policy)."""
+        cfg, first = args.config, index == 0
+        addons = addons_upgraded_by(args.hop.control_plane.minor, len(cfg.nodes), index)
         env = {**common, "KUBEHOP_NODE": node}
+        kubeadm_env = {"KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds),
+                       "KUBEHOP_ADDONS": "1" if addons else "0", "KUBEHOP_KUBE_PROXY": "1" if cfg.kube_proxy else "0"}
         upgrade = ("kubeadm-apply", "control_plane/kubeadm_apply.sh",
-                   {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0", "KUBEHOP_KUBE_PROXY": "1" if cfg.kube_proxy else "0",
-                    "KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)}) if first else \
-            ("kubeadm-node", "control_plane/kubeadm_node.sh", {"KUBEHOP_APPLY_TIMEOUT": str(cfg.apply_timeout_seconds)})
+                   {"KUBEHOP_FORCE": "1" if cfg.force_apply else "0", **kubeadm_env}) if first else \
+            ("kubeadm-node", "control_plane/kubeadm_node.sh", kubeadm_env)
         chain = [
             *([("kubeadm-plan", "control_plane/kubeadm_plan.sh", {})] if first else []),
             upgrade,

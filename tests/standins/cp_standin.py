@@ -325,7 +325,7 @@ def systemctl(state: dict) -> None:
 def node_object(state: dict) -> dict:
     node = state["node"]
     obj = {
-        "metadata": {"name": node["name"]},
+        "metadata": {"name": node["name"], **({"annotations": node["annotations"]} if node.get("annotations") else {})},
         "spec": {"unschedulable": True} if node["unschedulable"] else {},
         "status": {
             "nodeInfo": {"kubeletVersion": "v" + state["kubelet_running"]},
@@ -352,6 +352,8 @@ def jsonpath(obj: dict, template: str) -> str:
                 return ""  # kubectl get -o jsonpath allows missing keys
         if isinstance(cur, bool):
             return "true" if cur else "false"
+        if isinstance(cur, (dict, list)):
+            return json.dumps(cur, separators=(",", ":"))  # kubectl prints a map as JSON
         return str(cur)
     return re.sub(r"\{([^{}]*)\}", lambda m: walk(m.group(1)), template)
 
@@ -449,6 +451,19 @@ def kubectl(state: dict) -> None:
             die(1, f"error: unable to drain node \"{name}\" due to error: cannot delete Pods that declare no controller "
                    f"(use --force to override): default/debug-shell, continuing command...")
         die(1, f"stand-in kubectl: unknown drain mode {mode}")
+    if args[:2] == ["patch", "node"]:
+        if args[2] != node["name"]:
+            die(1, f'Error from server (NotFound): nodes "{args[2]}" not found')
+        if "--type=merge" not in args:
+            die(1, f"stand-in kubectl patch node only takes --type=merge, got {args}")
+        patch = json.loads(args[args.index("-p") + 1])
+        annotations = {**node.get("annotations", {}), **patch.get("metadata", {}).get("annotations", {})}
+        node["annotations"] = {k: v for k, v in annotations.items() if v is not None}
+        if "unschedulable" in patch.get("spec", {}):
+            node["unschedulable"] = bool(patch["spec"]["unschedulable"])
+        save(state)
+        print(f"node/{node['name']} patched")
+        return
     if args[:1] == ["uncordon"]:
         name = node["name"]
         if node["unschedulable"]:

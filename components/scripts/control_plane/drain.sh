@@ -12,12 +12,36 @@
 #   KUBEHOP_KUBECONFIG     optional  default /etc/kubernetes/admin.conf
 # Already done when the node's kubelet reports v<version> (it was drained,
 # upgraded and the later steps take it from there).
+# Records its cordon: a schedulable node is cordoned with one merge patch that
+# also sets the annotation kubehop.io/cordoned=v<version>, so uncordon.sh makes
+# schedulable only what kubehop cordoned. A node already cordoned without that
+# annotation (an operator's cordon) is drained and stays cordoned afterwards.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=drain
+
+# Cordon through one merge patch that records kubehop as the one who cordoned,
+# unless the node is already cordoned (by an earlier run: annotated; or by an
+# operator: left as it is, and uncordon.sh will keep it cordoned).
+cordon_recorded() {
+  local out unschedulable annotations
+  out=$(node_get '{.spec.unschedulable}|{.metadata.annotations}' 2>&1) \
+    || fail "cannot read node $KUBEHOP_NODE from the API server: ${out//$'\n'/ }; nothing was changed"
+  IFS='|' read -r unschedulable annotations <<<"$out"
+  if [[ $unschedulable == true && $annotations == *'kubehop.io/cordoned'* ]]; then
+    say "$KUBEHOP_NODE is already cordoned by kubehop (an earlier run)"
+  elif [[ $unschedulable == true ]]; then
+    say "$KUBEHOP_NODE was cordoned before this hop, not by kubehop: draining it; uncordon will leave it cordoned"
+  else
+    timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s patch node "$KUBEHOP_NODE" --type=merge \
+      -p "{\"metadata\":{\"annotations\":{\"kubehop.io/cordoned\":\"v$KUBEHOP_VERSION\"}},\"spec\":{\"unschedulable\":true}}" >/dev/null \
+      || fail "cannot cordon $KUBEHOP_NODE (kubectl patch failed, see above); nothing else was changed; re-run pulumi up"
+    say "cordoned $KUBEHOP_NODE (recorded as kubehop's: annotation kubehop.io/cordoned=v$KUBEHOP_VERSION)"
+  fi
+}
 
 main() {
   validate_common
@@ -33,6 +57,7 @@ main() {
     return 0
   fi
 
+  cordon_recorded
   OUT=$(mktemp)
   trap 'rm -f "$OUT"' EXIT
   say "kubelet reports $running; draining $node (timeout ${limit}s; PodDisruptionBudgets are honoured)"

@@ -51,12 +51,90 @@ older() { # A B: true when version A sorts before version B
   [[ $1 != "$2" && $(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1) == "$1" ]]
 }
 
-manifest_version() { # prints e.g. v1.27.16, or nothing
-  local line
-  line=$(grep -E '^[[:space:]]*(-[[:space:]]+)?image:' "$MANIFEST" | grep -m1 -E 'kube-apiserver:v[0-9]' || true)
-  if [[ $line =~ kube-apiserver:(v[0-9]+\.[0-9]+\.[0-9]+[^[:space:]\"\'@]*) ]]; then
+manifest_version() { # [COMPONENT]: the version the static pod manifest of COMPONENT
+  # (default kube-apiserver) runs, e.g. v1.27.16, or nothing
+  local component=${1:-kube-apiserver} file line
+  file=$ROOT/etc/kubernetes/manifests/$component.yaml
+  [[ -f $file ]] || return 0
+  line=$(grep -E '^[[:space:]]*(-[[:space:]]+)?image:' "$file" | grep -m1 -E "$component:v[0-9]" || true)
+  if [[ $line =~ $component:(v[0-9]+\.[0-9]+\.[0-9]+[^[:space:]\"\'@]*) ]]; then
     printf '%s' "${BASH_REMATCH[1]}"
   fi
+}
+
+# The control-plane manifests that run the Kubernetes version, in the order
+# kubeadm writes them after etcd's (kubehop/kubeadm_upgrade.py MANIFEST_ORDER).
+control_plane_components() { printf '%s\n' kube-apiserver kube-controller-manager kube-scheduler; }
+
+# Sets BEHIND to the components whose manifest does not run v<version> yet, as
+# "name@version" words (empty: all three run it).
+read_components() {
+  local component got
+  BEHIND=
+  while read -r component; do
+    got=$(manifest_version "$component")
+    [[ $got == "v$KUBEHOP_VERSION" ]] || BEHIND+="${BEHIND:+ }$component@${got:-missing}"
+  done < <(control_plane_components)
+}
+
+# True when kubeadm wrote this node's kubelet config after its control-plane
+# manifests: it writes /var/lib/kubelet/config.yaml only once the static pods
+# are done (WriteKubeletConfigFiles after the control-plane phase), so a run
+# killed in between leaves a config older than the newest manifest.
+kubelet_config_current() {
+  local config=$ROOT/var/lib/kubelet/config.yaml component
+  [[ -s $config ]] || return 1
+  while read -r component; do
+    [[ ! $ROOT/etc/kubernetes/manifests/$component.yaml -nt $config ]] || return 1
+  done < <(control_plane_components)
+}
+
+# The kubernetesVersion of the ClusterConfiguration in the kubeadm-config
+# ConfigMap (what `kubeadm upgrade apply` uploads after the static pods and
+# `kubeadm upgrade node` upgrades to): sets CLUSTER (e.g. v1.28.15, or empty)
+# and CLUSTER_ERROR when it cannot be read.
+read_cluster_version() {
+  local out
+  CLUSTER= CLUSTER_ERROR=
+  if ! out=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s -n kube-system get configmap kubeadm-config \
+      -o 'jsonpath={.data.ClusterConfiguration}' 2>&1); then
+    CLUSTER_ERROR=${out//$'\n'/ }
+    return 1
+  fi
+  CLUSTER=$(sed -n 's/^kubernetesVersion:[[:space:]]*["'\'']\{0,1\}\(v[0-9][^"'\''[:space:]]*\).*/\1/p' <<<"$out" | head -n1)
+}
+
+# One image tag of a kube-system workload: prints e.g. v1.28.15; exit 3 when
+# it does not exist, 1 (kubectl's message on stderr) when it cannot be read.
+workload_tag() { # KIND NAME
+  local out
+  if ! out=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s -n kube-system get "$1" "$2" \
+      -o 'jsonpath={.spec.template.spec.containers[0].image}' 2>&1); then
+    [[ $out == *NotFound* ]] && return 3
+    printf '%s\n' "${out//$'\n'/ }" >&2
+    return 1
+  fi
+  printf '%s' "${out##*:}"
+}
+
+# Whether CoreDNS and kube-proxy run what this node's kubeadm deploys: kube-proxy
+# v<version> (skipped when KUBEHOP_KUBE_PROXY=0) and CoreDNS the tag `kubeadm
+# config images list` names. Sets ADDONS_BEHIND (empty: both current) and
+# returns 1 when something could not be read (ADDONS_BEHIND says what).
+read_addons() {
+  local tag want rc=0
+  ADDONS_BEHIND=
+  if [[ ${KUBEHOP_KUBE_PROXY:-1} == 1 ]]; then
+    tag=$(workload_tag daemonset kube-proxy 2>&1) || rc=$?
+    if ((rc == 1)); then ADDONS_BEHIND="kube-proxy unreadable ($tag)"; return 1; fi
+    [[ $tag == "v$KUBEHOP_VERSION" ]] || ADDONS_BEHIND="kube-proxy@${tag:-missing}"
+  fi
+  rc=0
+  want=$(timeout 60 kubeadm config images list --kubernetes-version "v$KUBEHOP_VERSION" 2>/dev/null | sed -n 's/.*\/coredns:\(v[^[:space:]]*\)$/\1/p' | head -n1)
+  tag=$(workload_tag deployment coredns 2>&1) || rc=$?
+  if ((rc == 3)); then return 0; fi  # no CoreDNS Deployment: kubeadm skips DNS as well
+  if ((rc != 0)) || [[ -z $want ]]; then ADDONS_BEHIND+="${ADDONS_BEHIND:+ }coredns unreadable (${tag:-kubeadm config images list named no coredns image})"; return 1; fi
+  [[ $tag == "$want" ]] || ADDONS_BEHIND+="${ADDONS_BEHIND:+ }coredns@$tag (kubeadm deploys $want)"
 }
 
 # This node's kube-apiserver static pod manifest: sets MANIFEST and CURRENT
@@ -101,5 +179,46 @@ apt_install_held() { # LIMIT PACKAGE...
   timeout 120 apt-mark unhold "$@" || fail "apt-mark unhold $* failed (see above); is dpkg busy or broken? ('dpkg --audit')"
   timeout --kill-after=30 "$limit" apt-get "${apt_opts[@]}" install -y --allow-change-held-packages "${wanted[@]}" 2>&1 | tee "$OUT" || rc=$?
   timeout 120 apt-mark hold "$@" || fail "apt-mark hold $* failed (see above); run it by hand so $which cannot drift"
+  return "$rc"
+}
+
+# Long actions run as a transient systemd service named kubehop-NAME, not as a
+# child of the SSH session (why: the header of kubeadm_apply.sh). Its output
+# goes to $ROOT/var/log/kubehop/kubehop-NAME.log and is shown when it ends.
+detached_log() { printf '%s/var/log/kubehop/kubehop-%s.log' "$ROOT" "$1"; }
+
+# When a run of NAME that an earlier, dropped connection started is still going,
+# wait for it to end (at most LIMIT seconds) instead of starting a second copy;
+# the caller then judges what it left like any other partial state.
+wait_for_previous() { # NAME LIMIT
+  local unit="kubehop-$1.service" deadline=$((SECONDS + $2))
+  timeout 30 systemctl is-active --quiet "$unit" || return 0
+  say "$unit from an earlier run is still running (log: $(detached_log "$1")); waiting for it to end instead of starting a second one"
+  while timeout 30 systemctl is-active --quiet "$unit"; do
+    ((SECONDS < deadline)) || fail "$unit from an earlier run is still running after ${2}s; see $(detached_log "$1") and 'systemctl status $unit'; re-run pulumi up once it has ended (or stop it: 'systemctl stop $unit')"
+    sleep "${KUBEHOP_POLL_INTERVAL:-5}"
+  done
+  say "the earlier $unit has ended; checking what it left"
+}
+
+# COMMAND... as the transient service kubehop-NAME, bounded by LIMIT seconds
+# (RuntimeMaxSec, enforced by systemd even when this session is gone). Returns
+# the service's exit status (systemd-run --wait propagates it), 124 when it was
+# stopped at LIMIT.
+run_detached() { # NAME LIMIT COMMAND...
+  local name=$1 limit=$2 exe log from started=$SECONDS rc=0
+  shift 2
+  exe=$(command -v "$1") || fail "$1 is not installed on this node"
+  shift
+  log=$(detached_log "$name")
+  mkdir -p "${log%/*}"
+  from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+  say "running $exe $* as the transient service kubehop-$name (survives a dropped connection; log: $log)"
+  systemd-run --unit="kubehop-$name" --collect --wait --quiet --service-type=exec \
+    --property=RuntimeMaxSec="$limit" --property=StandardInput=null \
+    --property=StandardOutput=append:"$log" --property=StandardError=append:"$log" \
+    -- "$exe" "$@" || rc=$?
+  tail -c +"$from" "$log" 2>/dev/null || true
+  if ((rc != 0 && SECONDS - started >= limit)); then return 124; fi
   return "$rc"
 }

@@ -10,8 +10,11 @@
 #   KUBEHOP_READY_TIMEOUT  optional  seconds to wait for Ready at <version>; default 300
 #   KUBEHOP_POLL_INTERVAL  optional  seconds between looks; default 5
 #   KUBEHOP_KUBECONFIG     optional  default /etc/kubernetes/admin.conf
-# Already done when the node is schedulable, Ready and its kubelet reports
-# v<version>. Uncordoning a schedulable node is skipped, so re-runs are safe.
+# Uncordons only what kubehop cordoned: drain.sh records its cordon in the
+# annotation kubehop.io/cordoned; this step removes it and the cordon in one
+# merge patch. A node cordoned without it (an operator's cordon from before the
+# hop) stays cordoned. Already done when the node is Ready, its kubelet reports
+# v<version> and no kubehop cordon is left.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -20,17 +23,22 @@ if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SO
 STEP=uncordon
 
 # One look at the node: sets UNSCHEDULABLE (true or empty), READY (True,
-# False, Unknown or empty) and KUBELET (e.g. v1.27.16); LOOK_ERROR on failure.
+# False, Unknown or empty), KUBELET (e.g. v1.27.16) and OURS (1 when kubehop's
+# cordon annotation is on it); LOOK_ERROR on failure.
 look() {
-  local out
-  if ! out=$(node_get '{.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}|{.status.nodeInfo.kubeletVersion}' 2>&1); then
+  local out annotations
+  if ! out=$(node_get '{.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}|{.status.nodeInfo.kubeletVersion}|{.metadata.annotations}' 2>&1); then
     LOOK_ERROR=${out//$'\n'/ }
     return 1
   fi
-  IFS='|' read -r UNSCHEDULABLE READY KUBELET <<<"$out"
+  IFS='|' read -r UNSCHEDULABLE READY KUBELET annotations <<<"$out"
+  OURS=0
+  if [[ $annotations == *'kubehop.io/cordoned'* ]]; then OURS=1; fi
 }
 
 describe() { printf 'schedulable=%s Ready=%s kubelet=%s' "$([[ $UNSCHEDULABLE == true ]] && echo no || echo yes)" "${READY:-unknown}" "${KUBELET:-unknown}"; }
+
+finished() { [[ $OURS == 0 && $READY == True && $KUBELET == "$1" ]]; }
 
 main() {
   validate_common
@@ -41,13 +49,17 @@ main() {
   local node=$KUBEHOP_NODE want="v$KUBEHOP_VERSION"
 
   look || fail "cannot read node $node from the API server: $LOOK_ERROR; check the node name and $KCFG; nothing was changed"
-  if [[ $UNSCHEDULABLE != true && $READY == True && $KUBELET == "$want" ]]; then
-    say "already done ($(describe)), skipping"
+  if finished "$want"; then
+    say "already done ($(describe)$([[ $UNSCHEDULABLE == true ]] && echo "; cordoned before the hop, not by kubehop: left cordoned")), skipping"
     return 0
   fi
-  if [[ $UNSCHEDULABLE == true ]]; then
-    timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s uncordon "$node" \
-      || fail "kubectl uncordon $node failed (see above); the node stays cordoned; retry with 'kubectl uncordon $node' or re-run pulumi up"
+  if [[ $OURS == 1 ]]; then
+    timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s patch node "$node" --type=merge \
+      -p '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}' \
+      || fail "kubectl patch (uncordon) of $node failed (see above); the node stays cordoned; retry with 'kubectl uncordon $node' or re-run pulumi up"
+    say "uncordoned $node (kubehop had cordoned it)"
+  elif [[ $UNSCHEDULABLE == true ]]; then
+    say "$node was cordoned before the hop, not by kubehop: leaving it cordoned"
   else
     say "$node is already schedulable"
   fi
@@ -56,7 +68,7 @@ main() {
   while :; do
     if look; then
       last=$(describe)
-      if [[ $UNSCHEDULABLE != true && $READY == True && $KUBELET == "$want" ]]; then
+      if finished "$want"; then
         say "done: $node is $last"
         return 0
       fi
@@ -64,7 +76,7 @@ main() {
       last="API error: $LOOK_ERROR"
     fi
     if ((SECONDS >= deadline)); then
-      fail "$node did not become Ready with kubelet $want within ${limit}s (last seen: $last); it is uncordoned; check 'kubectl describe node $node' and 'journalctl -u kubelet -n 100' on it, then re-run pulumi up"
+      fail "$node did not become Ready with kubelet $want within ${limit}s (last seen: $last); kubehop's cordon is lifted; check 'kubectl describe node $node' and 'journalctl -u kubelet -n 100' on it, then re-run pulumi up"
     fi
     say "waiting for Ready with kubelet $want ($last; $((deadline - SECONDS))s left)"
     sleep "$interval"
