@@ -46,9 +46,14 @@ OLD_REPO_URL = "https://pkgs.k8s.io/core:/stable:/v1.26/deb/"
 HOST_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 APT_OPTS = "-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 KUBELET_JSONPATH = "jsonpath={.status.nodeInfo.kubeletVersion}"
-GET_KUBE_PROXY = "kubectl -n kube-system get daemonset kube-proxy -o jsonpath={.spec.template.spec.containers[0].image}"
 NODE_JSONPATH = ('jsonpath={.spec.unschedulable}|{.status.conditions[?(@.type=="Ready")].status}'
-                 '|{.status.nodeInfo.kubeletVersion}')
+                 '|{.status.nodeInfo.kubeletVersion}|{.metadata.annotations}')
+CORDON_JSONPATH = "jsonpath={.spec.unschedulable}|{.metadata.annotations}"
+CORDON = ('kubectl patch node master0 --type=merge -p '
+          '{"metadata":{"annotations":{"kubehop.io/cordoned":"v1.27.16"}},"spec":{"unschedulable":true}}')
+UNCORDON = ('kubectl patch node master0 --type=merge -p '
+            '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}')
+KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
 STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl")
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
@@ -417,7 +422,8 @@ def test_run_from_its_file_a_step_sources_lib(rig: Rig, name: str):
 def test_a_step_run_from_its_file_does_its_work(rig: Rig):
     first = rig.run("drain.sh", from_file=True, KUBEHOP_DRAIN_TIMEOUT="5")
     assert first.rc == 0, first.err
-    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}", DRAIN]
+    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}",
+                              f"kubectl get node master0 -o {CORDON_JSONPATH}", CORDON, DRAIN]
     assert "done: master0 drained" in first.out
 
 
@@ -572,154 +578,9 @@ def test_kubeadm_plan_failure_is_reported(rig: Rig):
     assert f"FAILED: kubeadm upgrade plan v{NEW} exited 1" in result.err and "nothing was changed" in result.err
 
 
-# --------------------------------------------------------------------------- kubeadm_apply.sh
-@pytest.mark.parametrize("force", ["1", "0"])
-def test_kubeadm_apply_upgrades_manifest_then_skips(rig: Rig, force: str):
-    rig.installed(kubeadm=NEW)
-    first = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
-    assert first.rc == 0, first.err
-    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}" + (" --force" if force == "1" else "")
-    # After the apply, kube-proxy (its last phase) is checked too.
-    assert first.commands == ["kubeadm version -o short", apply, GET_KUBE_PROXY]
-    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
-    assert f"done: kube-apiserver manifest now runs v{NEW}" in first.out
-    assert f"kube-proxy DaemonSet runs v{NEW}" in first.out and rig.state()["kube_proxy"] == NEW
-
-    second = rig.run("kubeadm_apply.sh", KUBEHOP_FORCE=force)
-    assert skipped(second, "kubeadm-apply") and f"manifest runs v{NEW}" in second.out
-    assert f"kube-proxy DaemonSet runs v{NEW}), skipping" in second.out
-    # The skip needs both pieces of evidence: the manifest and one read-only look at kube-proxy.
-    assert second.commands == [GET_KUBE_PROXY] and second.mutating == []
-
-
-def test_kubeadm_apply_without_kube_proxy_judges_by_the_manifest(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.update(kube_proxy=None)  # a CNI replaces kube-proxy: no DaemonSet at all
-    first = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="0")
-    assert first.rc == 0, first.err
-    assert GET_KUBE_PROXY not in first.commands and "no kube-proxy in this cluster" in first.out
-    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
-    second = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="0")
-    assert skipped(second, "kubeadm-apply") and second.calls == []
-    bad = rig.run("kubeadm_apply.sh", KUBEHOP_KUBE_PROXY="maybe")
-    assert bad.rc == 2 and "KUBEHOP_KUBE_PROXY must be 0 or 1" in bad.err
-
-
-def test_kubeadm_apply_failure_is_reported(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.fail("kubeadm", "upgrade apply", rc=1, stderr="[upgrade/apply] FATAL: couldn't upgrade control plane. "
-             "kubeadm has tried to recover everything into the earlier state.")
-    result = rig.run("kubeadm_apply.sh")
-    assert result.rc == 1 and f"FAILED: kubeadm upgrade apply v{NEW} exited 1" in result.err
-    assert f"kube-apiserver:v{OLD}" in rig.manifest.read_text()
-    assert rig.state()["kube_proxy"] == OLD
-
-
-def test_kubeadm_apply_half_finished_is_applied_again_not_skipped(rig: Rig):
-    """kubeadm rewrote the manifests, then failed before its addon phase: kube-proxy is still old."""
-    rig.installed(kubeadm=NEW)
-    rig.update(apply_fail_after_manifests=True)
-    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}"
-    first = rig.run("kubeadm_apply.sh")
-    assert first.rc == 1 and f"FAILED: kubeadm upgrade apply v{NEW} exited 1" in first.err
-    assert "error uploading the kubelet configuration" in first.err  # kubeadm's own reason
-    assert first.commands == ["kubeadm version -o short", apply]
-    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text() and rig.state()["kube_proxy"] == OLD
-
-    rig.update(apply_fail_after_manifests=False)  # whatever broke is fixed; pulumi up again
-    second = rig.run("kubeadm_apply.sh")
-    assert second.rc == 0, second.err
-    assert not skipped(second, "kubeadm-apply") and "already done" not in second.out
-    assert (f"kubehop: kubeadm-apply on master0: kube-apiserver runs v{NEW} but kube-proxy still runs v{OLD}: "
-            f"a previous apply stopped before its addon phase; running kubeadm upgrade apply v{NEW} again") in second.out
-    assert second.commands == [GET_KUBE_PROXY, "kubeadm version -o short", apply, GET_KUBE_PROXY]
-    assert f"done: kube-apiserver manifest now runs v{NEW}, kube-proxy DaemonSet runs v{NEW}" in second.out
-    assert rig.state()["kube_proxy"] == NEW
-
-    third = rig.run("kubeadm_apply.sh")
-    assert skipped(third, "kubeadm-apply") and third.commands == [GET_KUBE_PROXY] and third.mutating == []
-
-
-def test_kubeadm_apply_reapplies_when_kube_proxy_cannot_be_read(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.manifest.write_text(MANIFEST.format(version=NEW))
-    rig.update(cluster_version="v" + NEW, kube_proxy=NEW)  # in fact done, but that cannot be confirmed
-    rig.fail("kubectl", "get daemonset kube-proxy", rc=1, times=1,
-             stderr="Unable to connect to the server: dial tcp 10.0.0.10:6443: i/o timeout")
-    apply = f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}"
-    result = rig.run("kubeadm_apply.sh")
-    assert result.rc == 0, result.err
-    assert not skipped(result, "kubeadm-apply")
-    assert (f"kube-apiserver runs v{NEW} but the kube-proxy DaemonSet could not be read (kubectl exited 1: "
-            f"Unable to connect to the server: dial tcp 10.0.0.10:6443: i/o timeout)") in result.out
-    assert f"not skipping: running kubeadm upgrade apply v{NEW} again" in result.out
-    assert result.commands == [GET_KUBE_PROXY, "kubeadm version -o short", apply, GET_KUBE_PROXY]
-    assert f"done: kube-apiserver manifest now runs v{NEW}, kube-proxy DaemonSet runs v{NEW}" in result.out
-
-
-def test_kubeadm_apply_fails_when_kube_proxy_is_not_confirmed_after_apply(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.update(apply_skips_kube_proxy=True)  # kubeadm says SUCCESS, kube-proxy stays old
-    result = rig.run("kubeadm_apply.sh")
-    assert result.rc == 1
-    assert (f"FAILED: kubeadm reported success but the kube-proxy DaemonSet runs v{OLD}, not v{NEW}, "
-            f"so its addon phase did not finish;") in result.err
-    assert "done:" not in result.out
-
-    rig.update(apply_skips_kube_proxy=False)
-    rig.fail("kubectl", "get daemonset kube-proxy", rc=1, stderr="error: You must be logged in to the server (Unauthorized)")
-    result = rig.run("kubeadm_apply.sh")  # not skipped: kube-proxy cannot be read, so apply, then cannot confirm
-    assert result.rc == 1 and result.commands[-2:] == [f"kubeadm upgrade apply v{NEW} --yes --kubeconfig {rig.kubeconfig}",
-                                                       GET_KUBE_PROXY]
-    assert ("but the kube-proxy DaemonSet could not be read to confirm the addon phase (kubectl exited 1: "
-            "error: You must be logged in to the server (Unauthorized));") in result.err
-
-
-def test_kubeadm_apply_is_bounded_by_its_timeout(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.fail("kubeadm", "upgrade apply", rc=0, sleep=20)
-    started = time.monotonic()
-    result = rig.run("kubeadm_apply.sh", KUBEHOP_APPLY_TIMEOUT="1")
-    assert time.monotonic() - started < 10
-    assert result.rc == 1 and "FAILED: kubeadm upgrade apply did not finish within 1s" in result.err
-
-
-def test_kubeadm_apply_refuses_downgrade_and_non_masters(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.manifest.write_text(MANIFEST.format(version="1.28.2"))
-    result = rig.run("kubeadm_apply.sh")
-    assert result.rc == 1 and "newer than v1.27.16; refusing to downgrade" in result.err
-    assert result.calls == []
-    rig.manifest.unlink()
-    result = rig.run("kubeadm_apply.sh")
-    assert result.rc == 1 and "not a kubeadm control-plane node" in result.err and result.calls == []
-
-
-# --------------------------------------------------------------------------- kubeadm_node.sh
-def test_kubeadm_node_upgrades_then_skips(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.update(cluster_version="v" + NEW, kube_proxy=NEW, node={"name": "master1"})
-    first = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
-    assert first.rc == 0, first.err
-    assert first.commands == ["kubeadm version -o short", f"kubeadm upgrade node --kubeconfig {rig.kubeconfig}"]
-    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
-
-    second = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
-    assert skipped(second, "kubeadm-node", "master1") and second.calls == []
-
-
-def test_kubeadm_node_before_apply_on_first_master_fails_clearly(rig: Rig):
-    rig.installed(kubeadm=NEW)  # but the cluster (kubeadm-config) is still at OLD
-    result = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
-    assert result.rc == 1
-    assert f"was kubeadm upgrade apply v{NEW} done on the first master?" in result.err
-
-
-def test_kubeadm_node_failure_is_reported(rig: Rig):
-    rig.installed(kubeadm=NEW)
-    rig.fail("kubeadm", "upgrade node", rc=1, stderr="unable to fetch the kubeadm-config ConfigMap")
-    result = rig.run("kubeadm_node.sh", KUBEHOP_NODE="master1")
-    assert result.rc == 1 and "FAILED: kubeadm upgrade node exited 1" in result.err
+# kubeadm_apply.sh and kubeadm_node.sh run against a cluster of masters with a real
+# API server and a per-minor stand-in kubeadm: tests/test_cp_kubeadm_minor.py and
+# tests/test_cp_partial_states.py.
 
 
 # --------------------------------------------------------------------------- drain.sh
@@ -729,8 +590,9 @@ DRAIN = "kubectl drain master0 --ignore-daemonsets --delete-emptydir-data --time
 def test_drain_drains_then_skips_once_kubelet_upgraded(rig: Rig):
     first = rig.run("drain.sh", KUBEHOP_DRAIN_TIMEOUT="5")
     assert first.rc == 0, first.err
-    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}", DRAIN]
-    assert rig.state()["node"]["unschedulable"] is True
+    assert first.commands == [f"kubectl get node master0 -o {KUBELET_JSONPATH}",
+                              f"kubectl get node master0 -o {CORDON_JSONPATH}", CORDON, DRAIN]
+    assert rig.state()["node"]["unschedulable"] is True and rig.state()["node"]["annotations"] == KUBEHOP_CORDON
     assert "node/master0 drained" in first.out and "done: master0 drained" in first.out
 
     rig.update(kubelet_running=NEW)
@@ -812,11 +674,13 @@ def test_kubelet_upgrade_apt_failure_does_not_restart(rig: Rig):
 
 # --------------------------------------------------------------------------- uncordon.sh
 def test_uncordon_waits_for_ready_then_skips(rig: Rig):
-    rig.update(kubelet_running=NEW, node={"unschedulable": True, "ready": False, "ready_in": 2})
+    rig.update(kubelet_running=NEW, node={"unschedulable": True, "ready": False, "ready_in": 2,
+                                          "annotations": KUBEHOP_CORDON})
     first = rig.run("uncordon.sh", KUBEHOP_READY_TIMEOUT="10", KUBEHOP_POLL_INTERVAL="0.1")
     assert first.rc == 0, first.err
     get = f"kubectl get node master0 -o {NODE_JSONPATH}"
-    assert first.commands == [get, "kubectl uncordon master0", get, get]
+    assert first.commands == [get, UNCORDON, get, get]
+    assert "annotations" not in rig.state()["node"] or rig.state()["node"]["annotations"] == {}
     assert "waiting for Ready with kubelet v1.27.16 (schedulable=yes Ready=False" in first.out
     assert "done: master0 is schedulable=yes Ready=True kubelet=v1.27.16" in first.out
     assert rig.state()["node"]["unschedulable"] is False
@@ -826,7 +690,7 @@ def test_uncordon_waits_for_ready_then_skips(rig: Rig):
 
 
 def test_uncordon_times_out_naming_last_state(rig: Rig):
-    rig.update(node={"unschedulable": True, "ready": True})  # kubelet still reports OLD
+    rig.update(node={"unschedulable": True, "ready": True, "annotations": KUBEHOP_CORDON})  # kubelet still reports OLD
     result = rig.run("uncordon.sh", KUBEHOP_READY_TIMEOUT="1", KUBEHOP_POLL_INTERVAL="0.2")
     assert result.rc == 1
     assert f"FAILED: master0 did not become Ready with kubelet v{NEW} within 1s " \
@@ -835,10 +699,10 @@ def test_uncordon_times_out_naming_last_state(rig: Rig):
 
 
 def test_uncordon_failure_keeps_node_cordoned_and_says_so(rig: Rig):
-    rig.update(kubelet_running=NEW, node={"unschedulable": True})
-    rig.fail("kubectl", " uncordon master0$", rc=1, stderr="error: Unauthorized")
+    rig.update(kubelet_running=NEW, node={"unschedulable": True, "annotations": KUBEHOP_CORDON})
+    rig.fail("kubectl", " patch node master0 ", rc=1, stderr="error: Unauthorized")
     result = rig.run("uncordon.sh")
-    assert result.rc == 1 and "FAILED: kubectl uncordon master0 failed" in result.err
+    assert result.rc == 1 and "FAILED: kubectl patch (uncordon) of master0 failed" in result.err
     assert "stays cordoned" in result.err
 
 
@@ -1027,34 +891,7 @@ def test_join_token_refuses_a_kubeconfig_server_that_is_not_https(rig: Rig):
     assert result.mutating == []
 
 
-# --------------------------------------------------------------------------- whole sequences
-MASTER0 = ("package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh", "drain.sh",
-           "kubelet_upgrade.sh", "uncordon.sh")
-OTHER_MASTER = ("package_repo.sh", "kubeadm_install.sh", "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh",
-                "uncordon.sh")
-
-
-@pytest.mark.parametrize(("node", "chain"), [("master0", MASTER0), ("master1", OTHER_MASTER)])
-def test_whole_chain_upgrades_a_master_and_a_rerun_changes_nothing(rig: Rig, node: str, chain: tuple[str, ...]):
-    rig.update(node={"name": node})
-    if node != "master0":
-        rig.update(cluster_version="v" + NEW, kube_proxy=NEW)  # kubeadm upgrade apply ran on master0
-    env = {"KUBEHOP_NODE": node, "KUBEHOP_FORCE": "1", "KUBEHOP_POLL_INTERVAL": "0.1",
-           "KUBEHOP_READY_TIMEOUT": "10", **repo_env()}
-    for script in chain:
-        result = rig.run(script, **env)
-        assert result.rc == 0, f"{script}: {result.out}{result.err}"
-        assert result.mutating or script == "kubeadm_plan.sh", f"{script} did nothing on the first run"
-    state = rig.state()
-    assert {p: v for p, v in state["packages"].items()} == {"kubeadm": NEW_DEB, "kubelet": NEW_DEB, "kubectl": NEW_DEB}
-    assert state["kube_proxy"] == NEW
-    assert set(state["holds"]) == {"kubeadm", "kubelet", "kubectl"}
-    assert f"kube-apiserver:v{NEW}" in rig.manifest.read_text()
-    assert state["node"]["unschedulable"] is False and state["node"]["ready"] and state["kubelet_running"] == NEW
-    for script in chain:
-        again = rig.run(script, **env)
-        assert again.rc == 0 and "skipping" in again.out, f"{script}: {again.out}{again.err}"
-        assert again.mutating == [], f"{script} changed something on a re-run: {again.mutating}"
+# Whole stages of every master: tests/test_cp_kubeadm_minor.py (the plan's steps, real kubectl).
 
 
 # --------------------------------------------------------------------------- etcd_snapshot.sh (real etcd)

@@ -93,9 +93,10 @@ kubelet_config_current() {
 # ConfigMap (what `kubeadm upgrade apply` uploads after the static pods and
 # `kubeadm upgrade node` upgrades to): sets CLUSTER (e.g. v1.28.15, or empty)
 # and CLUSTER_ERROR when it cannot be read.
+# shellcheck disable=SC2034  # CLUSTER and CLUSTER_ERROR are read by the caller
 read_cluster_version() {
   local out
-  CLUSTER= CLUSTER_ERROR=
+  CLUSTER='' CLUSTER_ERROR=
   if ! out=$(timeout 60 kubectl --kubeconfig "$KCFG" --request-timeout=30s -n kube-system get configmap kubeadm-config \
       -o 'jsonpath={.data.ClusterConfiguration}' 2>&1); then
     CLUSTER_ERROR=${out//$'\n'/ }
@@ -185,7 +186,7 @@ apt_install_held() { # LIMIT PACKAGE...
 # Long actions run as a transient systemd service named kubehop-NAME, not as a
 # child of the SSH session (why: the header of kubeadm_apply.sh). Its output
 # goes to $ROOT/var/log/kubehop/kubehop-NAME.log and is shown when it ends.
-detached_log() { printf '%s/var/log/kubehop/kubehop-%s.log' "$ROOT" "$1"; }
+detached_log() { printf '%s' "$ROOT/var/log/kubehop/kubehop-$1.log"; }
 
 # When a run of NAME that an earlier, dropped connection started is still going,
 # wait for it to end (at most LIMIT seconds) instead of starting a second copy;
