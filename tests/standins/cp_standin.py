@@ -378,6 +378,22 @@ def daemonset(state: dict, namespace: str, args: list[str]) -> None:
     sys.stdout.write(jsonpath(obj, jsonpath_format(args, "daemonset")))
 
 
+def patch_node(state: dict, args: list[str]) -> None:
+    """`kubectl patch node NAME --type=merge -p JSON`: annotations and spec.unschedulable (null removes)."""
+    node = state["node"]
+    if args[2] != node["name"]:
+        die(1, f'Error from server (NotFound): nodes "{args[2]}" not found')
+    if "--type=merge" not in args:
+        die(1, f"stand-in kubectl patch node only takes --type=merge, got {args}")
+    patch = json.loads(args[args.index("-p") + 1])
+    annotations = {**node.get("annotations", {}), **patch.get("metadata", {}).get("annotations", {})}
+    node["annotations"] = {k: v for k, v in annotations.items() if v is not None}
+    if "unschedulable" in patch.get("spec", {}):
+        node["unschedulable"] = bool(patch["spec"]["unschedulable"])
+    save(state)
+    print(f"node/{node['name']} patched")
+
+
 def kubectl(state: dict) -> None:
     args, i, kubeconfig, namespace = [], 0, None, "default"
     while i < len(ARGV):
@@ -452,17 +468,7 @@ def kubectl(state: dict) -> None:
                    f"(use --force to override): default/debug-shell, continuing command...")
         die(1, f"stand-in kubectl: unknown drain mode {mode}")
     if args[:2] == ["patch", "node"]:
-        if args[2] != node["name"]:
-            die(1, f'Error from server (NotFound): nodes "{args[2]}" not found')
-        if "--type=merge" not in args:
-            die(1, f"stand-in kubectl patch node only takes --type=merge, got {args}")
-        patch = json.loads(args[args.index("-p") + 1])
-        annotations = {**node.get("annotations", {}), **patch.get("metadata", {}).get("annotations", {})}
-        node["annotations"] = {k: v for k, v in annotations.items() if v is not None}
-        if "unschedulable" in patch.get("spec", {}):
-            node["unschedulable"] = bool(patch["spec"]["unschedulable"])
-        save(state)
-        print(f"node/{node['name']} patched")
+        patch_node(state, args)
         return
     if args[:1] == ["uncordon"]:
         name = node["name"]

@@ -152,8 +152,8 @@ def write_kubelet_config(version: str) -> None:
     path = Path(state()["root"]) / "var/lib/kubelet/config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n# written by kubeadm {own()} for {version}\n")
-    print(f"[upgrade] Backing up kubelet config file to /etc/kubernetes/tmp/kubeadm-kubelet-config/config.yaml\n"
-          f"[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
+    print("[upgrade] Backing up kubelet config file to /etc/kubernetes/tmp/kubeadm-kubelet-config/config.yaml\n"
+          "[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"")
 
 
 def unupgraded() -> list[str]:
