@@ -118,9 +118,9 @@ async def main() -> dict:
     # What is deployed now, for the next run's hop rules: moved only by the
     # stdout of steps that ran in this `pulumi up` (kubehop/record.py), so a
     # failed, targeted or refreshed run never records a hop that did not happen.
+    records.update({f"addon:{name}": check for name, check in addons.checks.items()})
     built = {role: image.built_version for role, image in images.items()}
-    charts = {**current.addons, **addons.charts}  # the chart each release was declared at (issue 12)
-    return {state.OUTPUT: state.recorded(previous, records, built, charts), "cluster": cfg.cluster.name, "hop": hop.name}
+    return {state.OUTPUT: state.recorded(previous, records, built), "cluster": cfg.cluster.name, "hop": hop.name}
 
 
 pulumi.run(main)

@@ -73,12 +73,11 @@ class Addons(pulumi.ComponentResource):
         self._args = args
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         self.checks: dict[str, pulumi.Resource] = {}
-        self.charts: dict[str, str] = {}
         for addon_name, spec in catalog.ADDONS.items():
             if args.config.addons.get(addon_name).enabled:
                 self._addon(spec)
         self.last = list(self.checks.values()) or [args.after]
-        self.register_outputs({"charts": dict(self.charts)})
+        self.register_outputs({})
 
     def _after(self, spec: AddonSpec) -> list[pulumi.Resource]:
         """The checks of the enabled addons this one depends on (else the control plane)."""
@@ -127,10 +126,11 @@ class Addons(pulumi.ComponentResource):
                 max_history=10,
                 opts=pulumi.ResourceOptions(parent=self, provider=self._args.provider, depends_on=before,
                                             retain_on_delete=True))
+        # --release/--chart-version: the check proves the chart the recorded state says runs (kubehop/record.py)
         check_args = ["--addon", spec.name, *spec.check(cfg, addon, release_name, values, chosen),
+                      "--release", f"{namespace}/{release_name}", "--chart-version", chosen.chart_version,
                       "--timeout", str(cfg.addons.timeout_seconds)]
         self.checks[spec.name] = self._gate(
             f"{spec.name}-addon-check", "addon-check", check_args,
             [chosen.chart_version, chosen.image_tag or "", str(hop.control_plane)], [release])
         self.releases[spec.name] = release
-        self.charts[spec.name] = chosen.chart_version

@@ -61,12 +61,12 @@ async def sibling_traffic(cfg: StackConfig) -> str | None:
 
 
 def recorded(previous: Mapping[str, Any], steps: Mapping[str, pulumi.Resource],
-             built: Mapping[str, pulumi.Output], charts: Mapping[str, str]) -> pulumi.Output:
+             built: Mapping[str, pulumi.Output]) -> pulumi.Output:
     """The `kubehop` output: `previous`, moved only by the stdout of the steps
     in `steps` (role -> Command, see record.recorded_state) and the versions
     the image builds' own state says they were built for."""
     keys, outs = list(steps), [steps[k].stdout for k in steps]
     roles = list(built)
     return pulumi.Output.all(*outs, *[built[r] for r in roles]).apply(
-        lambda values: {**record.recorded_state(previous, dict(zip(keys, values[:len(keys)], strict=True)),
-                                                dict(zip(roles, values[len(keys):], strict=True))), "addons": dict(charts)})
+        lambda values: record.recorded_state(previous, dict(zip(keys, values[:len(keys)], strict=True)),
+                                             dict(zip(roles, values[len(keys):], strict=True))))

@@ -67,7 +67,8 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
     "nodes" (the nodes verification: both versions), "traffic:<state>" (the
     step that completes that transition), "mirrormaker:<cluster>" (each
     MirrorMaker step), "rollout:<pool role>:<pool>" (a pool's rollout wait:
-    its image). `built` maps an image role to the version its build step's own
+    its image), "addon:<name>" (the addon's check: the chart its release
+    runs). `built` maps an image role to the version its build step's own
     state says it was built for.
     """
     state: dict[str, Any] = {"controlPlaneVersion": previous.get("controlPlaneVersion"),
@@ -75,7 +76,8 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
                              "imageVersion": previous.get("imageVersion"),
                              "traffic": previous.get("traffic") or "serving",
                              "mirrorMaker": previous.get("mirrorMaker") or "running",
-                             "amis": dict(previous.get("amis") or {})}
+                             "amis": dict(previous.get("amis") or {}),
+                             "addons": dict(previous.get("addons") or {})}
     # the versions move only once every verification check ("verify:<check>") has passed
     verified = all(parse(v) for k, v in records.items() if k.startswith("verify:"))
     for key, stdout in sorted(records.items()):
@@ -99,6 +101,9 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
             image = arg(parsed[1], "--image-id")
             if image:
                 state["amis"][key.split(":")[1]] = image
+        elif key.startswith("addon:") and parsed and parsed[0] == "addon-check" and arg(parsed[1], "--chart-version"):
+            # the chart the addon's check proved its release runs (kubehop/gates/addons.py release_runs)
+            state["addons"][key.split(":", 1)[1]] = arg(parsed[1], "--chart-version")
     for version in (built or {}).values():
         if version:
             state["imageVersion"] = version

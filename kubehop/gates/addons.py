@@ -6,6 +6,10 @@ ready and available; the pods it selects are Running and Ready; with
 --image-tag, the pod template's images carry that tag (v1.27 matches any
 v1.27.x, so CA/CCM can be pinned to the Kubernetes minor).
 
+With --release NS/NAME and --chart-version, the release's deployed revision runs that
+chart version (its Helm storage Secret): what the recorded state says the addon runs
+comes from this check having passed (kubehop/record.py).
+
 Then, per addon:
   aws-cloud-controller-manager  every node initialised (no uninitialized taint,
                                 has spec.providerID); --lease renewed after the
@@ -25,6 +29,9 @@ Then, per addon:
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
+import json
 import sys
 import urllib.error
 import urllib.parse
@@ -113,6 +120,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--image-tag", help="every workload's template images carry this tag (v1.27 = any v1.27.x)")
     p.add_argument("--container", help="with --image-tag: check only this container of each template")
+    p.add_argument("--release", metavar="NS/NAME", help="the Helm release whose deployed revision must run --chart-version")
+    p.add_argument("--chart-version", help="with --release: the chart version the deployed revision must run")
     ca = p.add_argument_group("cluster-autoscaler")
     ca.add_argument("--status-configmap", help="status ConfigMap name (default cluster-autoscaler-status)")
     ca.add_argument(
@@ -157,6 +166,13 @@ def _settle_arguments(args) -> None:
         parser.error(str(exc))
     if args.container and not args.image_tag:
         parser.error("--container only narrows --image-tag")
+    if bool(args.release) != bool(args.chart_version):
+        parser.error("--release and --chart-version go together")
+    if args.release:
+        try:
+            args.release_ref = parse_ns_name(args.release, "release")
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.addon == "kube-state-metrics":
         if not args.metrics_service or ":" not in args.metrics_service:
             parser.error("--metrics-service NAME:PORT is required for kube-state-metrics")
@@ -190,6 +206,8 @@ def run_addon_check(args) -> str:
             problems += found
             pods += workload_pods
         try:
+            if args.release:
+                problems += release_runs(k, *args.release_ref, args.chart_version)
             problems += ADDON_CHECKS[args.addon](k, args, pods)
         except KubectlError as exc:
             problems.append(f"{args.addon}: {exc}")
@@ -240,6 +258,37 @@ def check_workload(
         if not ready:
             problems.append(f"pod {ns_name(pod)}: {why}")
     return problems, pods
+
+
+def release_runs(k: Kubectl, ns: str, name: str, chart_version: str) -> list[str]:
+    """The release's deployed revision runs `chart_version`.
+
+    Helm 3's default storage (driver "secret", also pulumi-kubernetes' Release unless
+    helmReleaseSettings.driver says otherwise) keeps each revision in a Secret of type
+    helm.sh/release.v1 labelled owner=helm, name=<release>, status=<status>,
+    version=<revision>; data.release is base64 of the gzipped JSON release, whose
+    chart.metadata.version is the chart's version (helm/helm pkg/storage/driver/
+    secrets.go newSecretsObject, util.go encodeRelease). tigera-operator's chart
+    versions carry a leading v (Chart.yaml `version: v3.28.5`), hence the lstrip."""
+    label = f"release {ns}/{name}"
+    found = k.items("secrets", kind="Secret", namespace=ns, selector=f"owner=helm,name={name},status=deployed")
+    if not found:
+        return [f"{label}: no deployed revision (no Helm release Secret with status=deployed)"]
+    newest = max(found, key=lambda s: int((s["metadata"].get("labels") or {}).get("version") or 0))
+    try:
+        doc = json.loads(_helm_release_bytes((newest.get("data") or {})["release"]))
+        running = str(doc["chart"]["metadata"]["version"])
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        return [f"{label}: cannot read the release from Secret {name_of(newest)} ({exc})"]
+    if running.lstrip("v") != chart_version.lstrip("v"):
+        return [f"{label}: the deployed revision runs chart {running}, not {chart_version}"]
+    return []
+
+
+def _helm_release_bytes(data: str) -> bytes:
+    """Secret data (base64) -> Helm's base64 text -> gzip (or, from old Helm, plain JSON)."""
+    inner = base64.b64decode(base64.b64decode(data))
+    return gzip.decompress(inner) if inner[:3] == b"\x1f\x8b\x08" else inner
 
 
 # --- aws-cloud-controller-manager ----------------------------------------------------------
