@@ -235,10 +235,15 @@ class KubeAPI:
         self.server: ThreadingHTTPServer | None = None
 
     # -- lifecycle
+    @staticmethod
+    def handler_base() -> type:
+        """The request handler class (a subclass may serve more, e.g. tests/helpers/kube_apply.py)."""
+        return _Handler
+
     def start(self) -> "KubeAPI":
         api = self
 
-        class Handler(_Handler):
+        class Handler(self.handler_base()):
             server_api = api
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
