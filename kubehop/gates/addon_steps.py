@@ -61,26 +61,47 @@ def run_crd_apply(args) -> str:
     return f"{args.url} applied ({len(proc.stdout.splitlines())} objects)"
 
 
-# controller-1.12.0 changelog: annotation validation on, annotations-risk-level High
-# (Critical-risk annotations such as the snippets refused), strict-validate-path-type on,
-# global rate limiting and Lua plugins removed.
+# What ingress-nginx controller-v1.12.0 stops routing, read in its sources at tag
+# controller-v1.12.0 (kubernetes/ingress-nginx) and changelog/controller-1.12.0-beta.0.md:
+# - "Enable security features by default (#11819)": --enable-annotation-validation on and
+#   `annotations-risk-level` High (internal/ingress/controller/config/config.go defaults), so an
+#   Ingress with an annotation whose Risk is Critical is refused. The Critical ones at that tag:
+#   configuration-snippet (annotations/snippet), server-snippet (serversnippet), stream-snippet
+#   (streamsnippet), auth-snippet (authreq), modsecurity-snippet (modsecurity).
 CRITICAL = ("nginx.ingress.kubernetes.io/configuration-snippet", "nginx.ingress.kubernetes.io/server-snippet",
             "nginx.ingress.kubernetes.io/auth-snippet", "nginx.ingress.kubernetes.io/stream-snippet",
             "nginx.ingress.kubernetes.io/modsecurity-snippet")
+# - "Remove global-rate-limit feature (#11851)": these annotations (annotations/globalratelimit
+#   at controller-v1.11.8) are gone.
 REMOVED = ("nginx.ingress.kubernetes.io/global-rate-limit", "nginx.ingress.kubernetes.io/global-rate-limit-window",
            "nginx.ingress.kubernetes.io/global-rate-limit-key", "nginx.ingress.kubernetes.io/global-rate-limit-ignored-cidrs")
-PATH_OK = re.compile(r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$")  # what strict path validation accepts
+# - #11819 also turns `allow-cross-namespace-resources` off: these annotations are denied when their
+#   `namespace/name` value names another namespace (annotations/auth, authtls, authreq, fastcgi, proxyssl).
+CROSS_NAMESPACE = ("nginx.ingress.kubernetes.io/auth-secret", "nginx.ingress.kubernetes.io/auth-tls-secret",
+                   "nginx.ingress.kubernetes.io/auth-proxy-set-headers",
+                   "nginx.ingress.kubernetes.io/fastcgi-params-configmap", "nginx.ingress.kubernetes.io/proxy-ssl-secret")
+# - and `strict-validate-path-type` on: a non-empty path whose pathType is not
+#   ImplementationSpecific must match validPathType (internal/ingress/inspector/rules.go,
+#   inspector.go ValidatePathType): "/" then letters, digits, "_", "-" and "/" only.
+PATH_OK = re.compile(r"^/[A-Za-z0-9_\-/]*$")
+# (Lua plugins, also removed, are controller config, not an Ingress's: nothing to list per Ingress.)
 
 
 def ingress_breaks(ing: dict) -> list[str]:
     """Why ingress-nginx v1.12 would stop routing this Ingress (empty: it keeps working)."""
-    annotations = (ing.get("metadata") or {}).get("annotations") or {}
+    meta = ing.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
     found = [f"{ns_name(ing)}: annotation {a}" for a in CRITICAL + REMOVED if a in annotations]
+    for a in CROSS_NAMESPACE:
+        ns = str(annotations.get(a, "")).split("/", 1)[0] if "/" in str(annotations.get(a, "")) else None
+        if ns is not None and ns != meta.get("namespace", "default"):
+            found.append(f"{ns_name(ing)}: annotation {a} names namespace {ns} (cross-namespace references are off)")
     for rule in (ing.get("spec") or {}).get("rules") or []:
         for path in ((rule.get("http") or {}).get("paths")) or []:
             kind, value = path.get("pathType"), path.get("path", "")
-            if kind in ("Prefix", "Exact") and not PATH_OK.match(value):
-                found.append(f"{ns_name(ing)}: path {value!r} ({kind}) is not a plain path (regex needs ImplementationSpecific)")
+            if value and kind != "ImplementationSpecific" and not PATH_OK.match(value):
+                found.append(f"{ns_name(ing)}: path {value!r} ({kind}) is not a plain path: strict path validation "
+                             "allows letters, digits, _, - and / only (regex or dots need ImplementationSpecific)")
     return found
 
 
