@@ -491,6 +491,12 @@ def running_pod_ip(k: Kubectl, ns: str, pod: str) -> str:
     return ip
 
 
+# kubectl exec ends stderr with this line when the command exits non-zero (client-go
+# tools/remotecommand errorDecoderV4 makes a CodeExitError "command terminated with exit code %d",
+# which kubectl prints; seen with kubectl 1.30-1.33): the probe's own last words are before it.
+_EXIT_LINE = re.compile(r"^command terminated with exit code \d+\s*$", re.M)
+
+
 def run_probe(
     k: Kubectl, ns: str, pod: str, argv: list[str], *, timeout: float
 ) -> tuple[bool, str]:
@@ -501,7 +507,7 @@ def run_probe(
         return False, str(exc)
     if result.returncode == 0:
         return True, "ok"
-    why = _tail(result.stderr) or _tail(result.stdout) or "no output"
+    why = _tail(_EXIT_LINE.sub("", result.stderr)) or _tail(result.stdout) or _tail(result.stderr) or "no output"
     return False, f"`{' '.join(argv)}` exited {result.returncode}: {why}"
 
 

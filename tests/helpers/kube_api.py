@@ -102,6 +102,7 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     status: int = 0
+    multi: dict[str, list[str]] = field(default_factory=dict)  # every value of a repeated parameter
 
     @property
     def token(self) -> str | None:
@@ -303,6 +304,7 @@ class KubeAPI:
                 meta = obj.setdefault("metadata", {})
                 if res.namespaced:
                     meta.setdefault("namespace", "default")
+                    self._ensure_namespace(meta["namespace"])  # a real cluster holds no object without one
                 else:
                     meta.pop("namespace", None)
                 meta.setdefault("uid", secrets.token_hex(8))
@@ -314,6 +316,30 @@ class KubeAPI:
         with self.lock:
             res = self.resource_for(kind)
             self.objects.pop(self._key(res, namespace, name), None)
+
+    def _ensure_namespace(self, name: str) -> None:
+        res = self.resource_for("Namespace")
+        key = self._key(res, None, name)
+        if key not in self.objects:
+            self.objects[key] = {"kind": "Namespace", "apiVersion": "v1", "metadata": {
+                "name": name, "uid": secrets.token_hex(8), "resourceVersion": self._next_rv(),
+                "labels": {"kubernetes.io/metadata.name": name}}, "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"}}
+
+    def clear(self, kind: str) -> None:
+        """Drop every object of a kind (then `load` another state of the cluster)."""
+        with self.lock:
+            res = self.resource_for(kind)
+            for key in [k for k in self.objects if k[0] == f"{res.plural}.{res.group}"]:
+                del self.objects[key]
+
+    def replace(self, *objs: dict) -> None:
+        """Swap in a new state: every kind named in `objs` (or their items) holds only those."""
+        kinds = {item["kind"] for obj in objs for item in (obj["items"] if "items" in obj else [obj])}
+        with self.lock:
+            for kind in kinds:
+                self.clear(kind)
+            self.load(*objs)
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
         res = self.resource_for(kind)
@@ -336,6 +362,15 @@ class KubeAPI:
         with self.lock:
             found = [r for r in self.requests if not _is_discovery(r.path)]
         return [r for r in found if (method is None or r.method == method) and (path is None or r.path.startswith(path))]
+
+    def execs(self) -> list[tuple[str, str, list[str]]]:
+        """(namespace, pod, command) of every exec asked for, in order."""
+        found = []
+        for req in self.calls("GET"):
+            match = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", req.path)
+            if match:
+                found.append((match[1], match[2], req.multi.get("command", [])))
+        return found
 
     def writes(self) -> list[Request]:
         return [r for r in self.calls() if r.method in ("PATCH", "PUT", "POST", "DELETE") and "/exec" not in r.path]
@@ -378,8 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        req = Request(self.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                      {k.lower(): v for k, v in self.headers.items()}, body)
+        multi = parse_qs(parts.query)
+        req = Request(self.command, parts.path, {k: v[-1] for k, v in multi.items()},
+                      {k.lower(): v for k, v in self.headers.items()}, body, multi=multi)
         with self.server_api.lock:
             self.server_api.requests.append(req)
         return req
