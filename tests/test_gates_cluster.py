@@ -69,13 +69,6 @@ def final_line(err: str) -> str:
     return err.strip().splitlines()[-1]
 
 
-def refuse(code: int, reason: str, message: str):
-    """An on_read hook: the API server answers this error for every object read."""
-    def hook(api, res, obj):
-        raise ApiError(code, reason, message)
-    return hook
-
-
 # --- nodes ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("minor", KUBECTL_MINORS)
@@ -155,7 +148,7 @@ def test_nodes_unreachable_server_fails_closed(cluster):
 
 
 def test_nodes_unauthorized_fails_closed(cluster):
-    cluster.api.on_read.append(refuse(401, "Unauthorized", "Unauthorized"))
+    cluster.api.refusal = ApiError(401, "Unauthorized", "Unauthorized")
     code, err = cluster.gate("nodes")
     assert code == 1
     assert "kubectl get nodes exited 1: error: You must be logged in to the server (Unauthorized)" in final_line(err)

@@ -1,4 +1,5 @@
-"""`rollout` gate against a real moto server on 127.0.0.1 and a stand-in kubectl.
+"""`rollout` gate against a real moto server on 127.0.0.1 and the real kubectl talking to a
+loopback API server (tests/helpers/kube_api.py) that serves the nodes.
 
 moto has no instance refresh, so a rollout is played by hand: point the group at
 launch template version 2, then terminate each old instance without
@@ -10,7 +11,6 @@ import copy
 import json
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,9 +19,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from kubehop.gates import cli
+from tests.helpers.kube_api import KUBECTL_MINORS, ApiError, kubectl_binary
 
+pytestmark = pytest.mark.skipif(not KUBECTL_MINORS, reason="no kubectl.1.NN (scripts/install-test-deps.sh says how)")
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
-STANDIN = FIXTURES / "kubectl_standin.py"
 REGION = "us-west-2"
 OLD_K8S, NEW_K8S = "v1.26.15", "v1.27.16"
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]
@@ -109,19 +110,10 @@ def cloud():
 
 
 class Nodes:
-    """A stand-in kubectl whose `get nodes` is built from the worker node in nodes_healthy.json."""
+    """The cluster's nodes on a loopback API server, built from the worker node in nodes_healthy.json."""
 
-    def __init__(self, tmp_path: Path, monkeypatch):
-        bindir = tmp_path / "bin"
-        bindir.mkdir()
-        wrapper = bindir / "kubectl"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{STANDIN}" "$@"\n')
-        wrapper.chmod(0o755)
-        self.file = tmp_path / "nodes.json"
-        self.routes = tmp_path / "routes.json"
-        self.routes.write_text(json.dumps({"routes": [{"match": ["get", "nodes"], "file": str(self.file)}]}))
-        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-        monkeypatch.setenv("KUBECTL_STANDIN_ROUTES", str(self.routes))
+    def __init__(self, api):
+        self.api = api
         healthy = json.loads((FIXTURES / "nodes_healthy.json").read_text())
         self.control_plane = [n for n in healthy["items"] if "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]]
         self.template = next(n for n in healthy["items"] if n not in self.control_plane)
@@ -147,18 +139,20 @@ class Nodes:
         return node
 
     def set(self, nodes: list[dict]) -> None:
-        self.file.write_text(json.dumps({"apiVersion": "v1", "items": self.control_plane + nodes, "kind": "List",
-                                         "metadata": {"resourceVersion": ""}}, indent=4, sort_keys=True))
+        self.api.clear("Node")
+        self.api.load(*self.control_plane, *nodes)
 
 
 @pytest.fixture
-def nodes(tmp_path, monkeypatch):
-    return Nodes(tmp_path, monkeypatch)
+def nodes(kube_api):
+    return Nodes(kube_api("prod-b", minor=27))
 
 
-def rollout(capsys, cloud: Cloud, group: str, *extra: str) -> tuple[int, str]:
+def rollout(capsys, cloud: Cloud, nodes: Nodes, group: str, *extra: str) -> tuple[int, str]:
+    """The gate through its CLI; kubectl 1.28 (the newest a 1.27 server supports) asks the nodes' server."""
     argv = ["rollout", "--asg", group, "--region", REGION, "--endpoint-url", cloud.url,
             "--kubelet-version", NEW_K8S, *extra, *ONE_LOOK]
+    argv += ["--kubectl", kubectl_binary(28), "--kubeconfig", str(nodes.api.kubeconfig)]
     code = cli.main(argv)
     return code, capsys.readouterr().err.strip().splitlines()[-1]
 
@@ -170,7 +164,7 @@ def test_fails_naming_old_instances_then_passes_after_roll(cloud, nodes, capsys)
     nodes.set([nodes.node(i, OLD_K8S) for i in old])
     want = ["--launch-template-version", "2", "--image-id", cloud.new_ami]
 
-    code, line = rollout(capsys, cloud, group, *want)
+    code, line = rollout(capsys, cloud, nodes, group, *want)
     assert code == 1
     assert f"group {group} launches prod-b-workers version 1 (1), want 2" in line
     assert "3/3 instances not rolled" in line
@@ -187,13 +181,13 @@ def test_fails_naming_old_instances_then_passes_after_roll(cloud, nodes, capsys)
     reported = {i["LaunchTemplate"]["Version"] for i in new}
     # Old nodes linger NotReady until the CCM deletes them; they belong to no InService instance.
     nodes.set([nodes.node(i, OLD_K8S, ready=False) for i in old] + [nodes.node(i, NEW_K8S) for i in new])
-    code, line = rollout(capsys, cloud, group, *want)
+    code, line = rollout(capsys, cloud, nodes, group, *want)
     assert code == 0, (line, reported)
     assert f"group {group}: 3/3 InService on the new launch template/image, nodes Ready at {NEW_K8S}" in line
 
     # judged by image alone it passes too; by launch template version alone only if moto reports v2
-    assert rollout(capsys, cloud, group, "--image-id", cloud.new_ami)[0] == 0
-    assert rollout(capsys, cloud, group, "--launch-template-version", "2")[0] == (0 if reported == {"2"} else 1)
+    assert rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)[0] == 0
+    assert rollout(capsys, cloud, nodes, group, "--launch-template-version", "2")[0] == (0 if reported == {"2"} else 1)
 
 
 def test_launch_template_version_alone_and_default_version(cloud, nodes, capsys):
@@ -212,17 +206,17 @@ def test_launch_template_version_alone_and_default_version(cloud, nodes, capsys)
     insts = cloud.instances(group)
     assert {i["LaunchTemplate"]["Version"] for i in insts} == {"2"}
     nodes.set([nodes.node(i, NEW_K8S) for i in insts])
-    code, line = rollout(capsys, cloud, group, "--launch-template-version", "2")
+    code, line = rollout(capsys, cloud, nodes, group, "--launch-template-version", "2")
     assert code == 0, line
-    code, line = rollout(capsys, cloud, group, "--launch-template-version", "3")
+    code, line = rollout(capsys, cloud, nodes, group, "--launch-template-version", "3")
     assert code == 1 and "version 2 ($Default), want 3" in line and "2/2 instances not rolled" in line
 
 
 def test_latest_resolves_to_version_number(cloud, nodes, capsys):
     group = cloud.group("$Latest", size=2)
     nodes.set([nodes.node(i, NEW_K8S) for i in cloud.instances(group)])
-    assert rollout(capsys, cloud, group, "--launch-template-version", "2", "--image-id", cloud.new_ami)[0] == 0
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.old_ami)
+    assert rollout(capsys, cloud, nodes, group, "--launch-template-version", "2", "--image-id", cloud.new_ami)[0] == 0
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.old_ami)
     assert code == 1 and f"prod-b-workers version 2 uses image {cloud.new_ami}, want {cloud.old_ami}" in line
 
 
@@ -231,7 +225,7 @@ def test_node_not_ready_named(cloud, nodes, capsys):
     insts = cloud.instances(group)
     sick = insts[1]
     nodes.set([nodes.node(i, NEW_K8S, ready=i is not sick) for i in insts])
-    code, line = rollout(capsys, cloud, group, "--launch-template-version", "2", "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, group, "--launch-template-version", "2", "--image-id", cloud.new_ami)
     assert code == 1
     assert "1/3 instances not rolled" in line
     assert (f"{sick['InstanceId']} [LT v{sick['LaunchTemplate']['Version']}, {cloud.new_ami}, node {sick['PrivateDnsName']} Ready=Unknown "
@@ -244,10 +238,10 @@ def test_instance_without_node_and_dns_fallback(cloud, nodes, capsys):
     insts = cloud.instances(group)
     # matched by private DNS name when the node has no providerID yet
     nodes.set([nodes.node(i, NEW_K8S, provider_id=False) for i in insts])
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
     assert code == 0, line
     nodes.set([nodes.node(i, NEW_K8S) for i in insts[:2]])
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
     assert code == 1
     lt = insts[2]["LaunchTemplate"]["Version"]
     assert f"{insts[2]['InstanceId']} [LT v{lt}, {cloud.new_ami}, node no node]: no Kubernetes node" in line
@@ -263,11 +257,11 @@ def test_in_service_below_desired(cloud, nodes, capsys):
     group = cloud.group("2")
     insts = cloud.instances(group)
     nodes.set([nodes.node(i, NEW_K8S) for i in insts])
-    assert rollout(capsys, cloud, group, "--image-id", cloud.new_ami)[0] == 0
+    assert rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)[0] == 0
     backend_group = autoscaling_backends[DEFAULT_ACCOUNT_ID][REGION].autoscaling_groups[group]
     pending = next(s for s in backend_group.instance_states if s.instance.id == insts[0]["InstanceId"])
     pending.lifecycle_state = "Pending"
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
     assert code == 1 and f"2/3 instances InService (others: {insts[0]['InstanceId']} Pending)" in line
 
 
@@ -279,7 +273,7 @@ def test_instance_terminated_outside_the_group(cloud, nodes, capsys):
     nodes.set([nodes.node(i, NEW_K8S) for i in insts])
     cloud.ec2.terminate_instances(InstanceIds=[insts[1]["InstanceId"]])
     now = cloud.instances(group)
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
     assert code == 1
     if insts[1]["InstanceId"] in {i["InstanceId"] for i in now}:
         assert f"{insts[1]['InstanceId']} [" in line and "EC2 state terminated" in line
@@ -287,22 +281,48 @@ def test_instance_terminated_outside_the_group(cloud, nodes, capsys):
         (replacement,) = [i for i in now if i["InstanceId"] not in {x["InstanceId"] for x in insts}]
         assert f"{replacement['InstanceId']} [" in line and "no Kubernetes node" in line
         nodes.set([nodes.node(i, NEW_K8S) for i in now])
-        code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+        code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
         assert code == 0, line
 
 
 def test_unknown_group(cloud, nodes, capsys):
     nodes.set([])
-    code, line = rollout(capsys, cloud, "no-such-group", "--image-id", cloud.new_ami)
+    code, line = rollout(capsys, cloud, nodes, "no-such-group", "--image-id", cloud.new_ami)
     assert code == 1 and f"Auto Scaling group no-such-group not found in {REGION}" in line
 
 
 def test_kubectl_failure_fails_closed(cloud, nodes, capsys):
     group = cloud.group("2", size=1)
-    nodes.routes.write_text(json.dumps({"routes": [{"match": ["get", "nodes"], "exit": 1,
-                                                    "stderr": "error: You must be logged in to the server (Unauthorized)\n"}]}))
-    code, line = rollout(capsys, cloud, group, "--image-id", cloud.new_ami)
+    nodes.api.refusal = ApiError(401, "Unauthorized", "Unauthorized")
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
     assert code == 1 and "kubectl get nodes exited 1: error: You must be logged in to the server (Unauthorized)" in line
+    assert nodes.api.calls("GET", "/api/v1/nodes")
+
+
+def test_cordoned_node_is_not_rolled(cloud, nodes, capsys):
+    """A replacement whose node is still cordoned (drained, or never uncordoned) takes no pods."""
+    group = cloud.group("2", size=2)
+    insts = cloud.instances(group)
+    cordoned = nodes.node(insts[1], NEW_K8S)
+    cordoned["spec"]["unschedulable"] = True
+    nodes.set([nodes.node(insts[0], NEW_K8S), cordoned])
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
+    assert code == 1 and "1/2 instances not rolled" in line
+    assert f"{insts[1]['InstanceId']} [" in line and "node cordoned" in line and insts[0]["InstanceId"] not in line
+
+
+def test_asg_unhealthy_instance_is_not_rolled(cloud, nodes, capsys):
+    """An InService instance the group marked Unhealthy is about to be replaced (SetInstanceHealth,
+    Auto Scaling API reference): not a finished rollout even with its node Ready."""
+    group = cloud.group("2", size=2)
+    insts = cloud.instances(group)
+    nodes.set([nodes.node(i, NEW_K8S) for i in insts])
+    assert rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)[0] == 0
+    cloud.autoscaling.set_instance_health(InstanceId=insts[0]["InstanceId"], HealthStatus="Unhealthy")
+    states = {i["InstanceId"]: (i["LifecycleState"], i["HealthStatus"]) for i in cloud.instances(group)}
+    assert states[insts[0]["InstanceId"]] == ("InService", "Unhealthy")
+    code, line = rollout(capsys, cloud, nodes, group, "--image-id", cloud.new_ami)
+    assert code == 1 and f"{insts[0]['InstanceId']} [" in line and "ASG health Unhealthy" in line
 
 
 def test_endpoint_down_fails_closed(capsys, monkeypatch, tmp_path):

@@ -232,6 +232,7 @@ class KubeAPI:
         self.requests: list[Request] = []
         self.on_read: list[Callable[["KubeAPI", Resource, dict], None]] = []
         self.raw: dict[str, tuple[str, str]] = {}  # path -> (content type, body) for get --raw
+        self.refusal: ApiError | None = None  # when set, every object request is answered with it
         self.rv = 1000
         self.server: ThreadingHTTPServer | None = None
 
@@ -516,6 +517,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _object_route(self, req: Request) -> dict:
         api = self.server_api
         res, ns, name, sub = self._parse_object_path(req.path)
+        if api.refusal is not None:
+            raise api.refusal
         with api.lock:
             if name is None:
                 if req.method != "GET":
