@@ -44,6 +44,7 @@ import shutil
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -233,6 +234,10 @@ class KubeAPI:
         self.on_read: list[Callable[["KubeAPI", Resource, dict], None]] = []
         self.raw: dict[str, tuple[str, str]] = {}  # path -> (content type, body) for get --raw
         self.refusal: ApiError | None = None  # when set, every object request is answered with it
+        self.refusals: dict[str, ApiError] = {}  # method -> the error every object request of it gets
+        self.delay = 0.0  # seconds each object request waits before it is answered (a hung server)
+        self.on_request: list[Callable[["KubeAPI"], None]] = []  # before each object request (controllers)
+        self.on_write: list[Callable[["KubeAPI", Resource, dict], None]] = []  # after each stored write
         self.rv = 1000
         self.server: ThreadingHTTPServer | None = None
 
@@ -517,9 +522,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _object_route(self, req: Request) -> dict:
         api = self.server_api
         res, ns, name, sub = self._parse_object_path(req.path)
-        if api.refusal is not None:
-            raise api.refusal
+        if api.delay:
+            time.sleep(api.delay)
+        refusal = api.refusals.get(req.method) or api.refusal
+        if refusal is not None:
+            raise refusal
         with api.lock:
+            for tick in api.on_request:
+                tick(api)
             if name is None:
                 if req.method != "GET":
                     raise ApiError(405, "MethodNotAllowed", f"{req.method} on a collection is not served here")
@@ -543,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise ApiError(405, "MethodNotAllowed", f"{req.method} is not served for objects")
             self._store(res, key, obj, new)
+            for hook in api.on_write:
+                hook(api, res, api.objects[key])
             return _with_type(api.objects[key], res)
 
     def _list(self, req: Request, res: Resource, ns: str | None) -> dict:
