@@ -362,6 +362,19 @@ def test_slo_empty_and_nan_fail_closed_and_min_objective(stack, capsys):
     assert rc == 0, err
 
 
+@pytest.mark.parametrize("breaching", ["orders__cluster_a.orders__0", "velocity-al__velocity-al.scores__0",
+                                       "backfill__backfill.events__0"])
+def test_slo_checks_every_series_the_query_returns(stack, capsys, breaching):
+    """Six series; whichever one breaches (first, last or in between in Prometheus' answer) fails the gate."""
+    set_and_sync(stack, **{breaching: 500})
+    rc, err = gate(capsys, "slo", "--prometheus-url", stack.url, "--window", "0",
+                   "--query", f"lag={LAG}<=100")
+    group, topic, partition = breaching.split("__")
+    assert rc == 1, err
+    assert f'consumergroup="{group}"' in err.splitlines()[-1] and "=500 breaches lag<=100" in err.splitlines()[-1]
+    assert f'topic="{topic}",partition="{partition}"' in err.splitlines()[-1] or f'partition="{partition}",topic="{topic}"' in err.splitlines()[-1]
+
+
 def test_slo_query_argument_parsing(capsys):
     o = parse_objective('err=sum(rate(x{code=~"5.."}[5m])) <= bool 1 <= 0.01')
     assert (o.name, o.op, o.bound) == ("err", "<=", 0.01)
