@@ -43,7 +43,7 @@ def assert_chain(s: dict, target: str, actions: list[str], also: tuple[str, ...]
     """The target's steps are exactly `actions` (and `also`), each action after the one before it."""
     mine = [x for x in s["steps"] if x["target"] == target]
     assert sorted(x["action"] for x in mine) == sorted([*actions, *also]), (s["name"], target)
-    for before, after in zip(actions, actions[1:]):
+    for before, after in zip(actions, actions[1:], strict=False):
         assert step(s, before, target)["id"] in ancestors(s, step(s, after, target)["id"]), \
             f"{s['name']}: {target} {before} is not before {after}"
 
