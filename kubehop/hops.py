@@ -131,10 +131,14 @@ def plan_hop(deployed: Deployed, requested: Version, target: Version, policy: st
 def _worker_version(deployed: Deployed, cp: Version, target: Version, policy: str) -> Version:
     if policy == "each-hop":
         return max(cp, deployed.workers)
-    # efficient: stay while the skew policy allows, move once when the journey ends
+    # efficient: stay while the skew policy allows, move once when the journey ends. Pools roll
+    # after the control plane, so the kubelets kept now run under the NEXT hop's apiserver before
+    # they roll: they stay only if that skew is supported too (version skew policy: at all times).
     if cp == target and cp > deployed.workers:
         return cp
-    return deployed.workers if skew_ok(cp, deployed.workers) else cp
+    nxt = min(_next_minor(cp) or target, target) if cp < target else None
+    stays = skew_ok(cp, deployed.workers) and (nxt is None or skew_ok(nxt, deployed.workers))
+    return deployed.workers if stays else cp
 
 
 def _image_version(deployed: Deployed, cp: Version, workers: Version, target: Version, policy: str) -> Version:
