@@ -32,7 +32,6 @@ async def main() -> dict:
     raw, secret_keys = state.raw_config()
     try:
         cfg = config.load(raw, secret_keys)
-        config.check_region(cfg, pulumi.Config("aws").get("region"))
         current, adopting, previous = await state.deployed(cfg)
         hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
         downgrades = moves.downgrades(cfg, current)

@@ -138,6 +138,6 @@ class Cutover(pulumi.ComponentResource):
                 "--window", str(canary.window_seconds), *self._control_args(),
                 "--prometheus-url", canary.prometheus_url or cfg.kafka.prometheus_url]
         for slo in cfg.verify.slo:
-            argv += ["--query", f"{slo.name}={slo.query}<={slo.max:g}"]
+            argv += ["--query", slo.objective]
         # users are back only once the canary has passed: that step records "serving"
         self._record("traffic:serving", self._step(f"{cluster}-canary", "canary", argv, secret_env=self._token_env()))

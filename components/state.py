@@ -15,17 +15,18 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from kubehop import record
-from kubehop.config import NS, StackConfig
+from kubehop.config import StackConfig
 from kubehop.hops import Deployed
 
 OUTPUT = "kubehop"
 
 
 def raw_config() -> tuple[dict[str, str], set[str]]:
-    """Every `kubehop:*` key Pulumi gave the program, and which are secret."""
+    """Every config key Pulumi gave the program (all namespaces: `aws:region` is
+    compared and near-misses of `kubehop:` are refused), and which are secret."""
     raw = dict(runtime_config.get_config_env())
     raw.update(runtime_config.CONFIG.get())
-    keys = {k: v for k, v in raw.items() if k.startswith(NS + ":")}
+    keys = dict(raw)
     secret = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
     return keys, {k for k in keys if k in secret or runtime_config.is_config_secret(k)}
 

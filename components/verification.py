@@ -22,8 +22,8 @@ def checks(cfg: Verify, hop: Hop) -> list[tuple[str, str, list[str]]]:
     if cfg.endpoints:
         out.append(("endpoints", "endpoints", [a for svc in cfg.endpoints for a in ("--service", svc)]))
     if cfg.network_paths or cfg.node_paths:
-        argv = [a for p in cfg.network_paths for a in ("--path", f"{p.name}=from:{p.source},to:{p.to}")]
-        argv += [a for p in cfg.node_paths for a in ("--node-path", f"{p.name}=from:{p.source},to:{p.to}")]
+        argv = [a for p in cfg.network_paths for a in ("--path", p.spec)]
+        argv += [a for p in cfg.node_paths for a in ("--node-path", p.spec)]
         if cfg.node_paths:
             argv += ["--node-probe-pods", cfg.node_probe_pods]
         out.append(("network", "network", argv))

@@ -7,40 +7,130 @@ value and the fix. The program calls it before it registers any resource.
 """
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
+import posixpath
 import re
-from typing import Annotated, Any, Literal
+import shlex
+from typing import Annotated, Any, Callable, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kubehop import catalog, impact
 from kubehop.catalog import Version
+from kubehop.problems import Problem, Problems
 
 NS = "kubehop"
 SECRET_KEYS = ("sshPrivateKey", "kubeconfig", "siblingKubeconfig", "trafficToken", "mysqlPassword")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
+# DNS-1123 label (namespaces) and subdomain (object names), as the API server
+# validates them: k8s.io/apimachinery pkg/util/validation/validation.go
+# (IsDNS1123Label: 63 chars; IsDNS1123Subdomain: 253 chars, dot-separated labels).
+_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_RELEASE_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
+_HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$")
+TRAFFIC_PLACEHOLDERS = ("{cluster}", "{state}", "{share}")
 
 
-class ConfigProblem(BaseModel):
-    key: str
-    value: Any = None
-    message: str
-    fix: str
+def _gate_parser(parse: Callable[[str], Any], fix: str) -> Callable[[Any], Any]:
+    """A validator that runs the very parser the gate will run on this value,
+    so what the gate would refuse inside `pulumi up` is refused at preview."""
 
-    def __str__(self) -> str:
-        shown = "(missing)" if self.value is None else json.dumps(self.value) if not isinstance(self.value, str) else repr(self.value)
-        return f"{self.key}: {self.message} (got {shown}). Fix: {self.fix}"
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            parse(value)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise ValueError(f"{str(exc).rstrip('.')}|{fix}") from None
+        return value
+
+    return check
 
 
-class ConfigErrors(Exception):
+def check_url(value: str) -> str:
+    """An http(s) URL with a host, as the HTTP gates and traffic control require."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    parts.port  # noqa: B018 - raises ValueError on a bad port
+    return value
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL_RE.match(value):
+        raise ValueError("must be a DNS-1123 label (lowercase letters, digits, '-', at most 63)|use the namespace as "
+                         "`kubectl get ns` shows it")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if not _DNS_SUBDOMAIN_RE.match(value):
+        raise ValueError("must be a DNS-1123 name (lowercase letters, digits, '-', '.')|use the object's name as "
+                         "`kubectl get` shows it")
+    return value
+
+
+def _ns_name_parse(text: str) -> None:
+    from kubehop.gates.kube import parse_ns_name
+
+    ns, name = parse_ns_name(text, "value")
+    _dns_label(ns)
+    _dns_name(name)
+
+
+def _pod_port_parse(text: str) -> None:
+    from kubehop.gates.kube import parse_pod_target
+
+    ns, pod, port = parse_pod_target(text)
+    _dns_label(ns)
+    _dns_name(pod)
+    if port is None:
+        raise ValueError("needs a port: NAMESPACE/POD:PORT")
+
+
+def _url_check_parse(text: str) -> None:
+    from kubehop.gates.http_check import parse_url_check
+
+    check_url(parse_url_check(text).url)
+
+
+def _traffic_template(text: str) -> None:
+    """Split as the traffic gate splits it; only the known placeholders may appear."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split into words ({exc})") from None
+    if not words:
+        raise ValueError("is empty")
+    unknown = set(re.findall(r"\{[^{}]*\}", text)) - set(TRAFFIC_PLACEHOLDERS)
+    if unknown:
+        raise ValueError(f"has unknown placeholders {', '.join(sorted(unknown))}")
+
+
+def _json_object_parse(value: Any) -> None:
+    from kubehop.gates.cutover import _json_object
+
+    _json_object(json.dumps(value))
+
+
+Url = Annotated[str, AfterValidator(_gate_parser(check_url, "use a full URL, e.g. https://host.example:9090"))]
+NsName = Annotated[str, AfterValidator(_gate_parser(_ns_name_parse, "use NAMESPACE/NAME, e.g. prod/dcluster-mysql"))]
+PodPort = Annotated[str, AfterValidator(_gate_parser(_pod_port_parse, "use NAMESPACE/POD:PORT, e.g. prod/dcluster-mysql-0:3306"))]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+
+
+ConfigProblem = Problem  # one shape for config, hop and plan problems (kubehop.problems)
+
+
+class ConfigErrors(Problems):
     """Every problem found in a stack's config; nothing may be registered."""
-
-    def __init__(self, problems: list[ConfigProblem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 class Model(BaseModel):
@@ -65,7 +155,15 @@ def _check_version(value: str) -> str:
         raise ValueError(f"{exc}|use a minor from the catalog ({', '.join(catalog.known_minors())}), e.g. \"1.27\"") from None
 
 
+def _check_host_key(value: str) -> str:
+    if not _HOST_KEY_RE.match(value.strip()):
+        raise ValueError("is not a public host key line|paste the `TYPE BASE64` part of `ssh-keyscan -t ed25519 HOST`, "
+                         "e.g. ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...")
+    return value.strip()
+
+
 Host = Annotated[str, AfterValidator(_check_host)]
+HostKey = Annotated[str, AfterValidator(_check_host_key)]
 KubeVersion = Annotated[str, AfterValidator(_check_version)]
 
 
@@ -73,7 +171,7 @@ class Bastion(Model):
     host: Host
     user: str = "ubuntu"
     port: int = Field(22, ge=1, le=65535)
-    host_key: str | None = Field(None, alias="hostKey")
+    host_key: HostKey | None = Field(None, alias="hostKey")
     """The bastion's public host key (`ssh-keyscan`): pinned, so no one can stand in for it."""
 
 
@@ -81,6 +179,8 @@ class Ssh(Model):
     user: str = "ubuntu"
     port: int = Field(22, ge=1, le=65535)
     bastion: Bastion | None = None
+    allow_unpinned_host_keys: bool = Field(False, alias="allowUnpinnedHostKeys")
+    """Production only: run with unpinned host keys anyway (the plan warns, `plan --strict` exits 3)."""
 
 
 class Cluster(Model):
@@ -89,7 +189,7 @@ class Cluster(Model):
     environment: str = "prod"
     production: bool = False
     imds: Literal["v2", "v1"] = "v2"
-    dedicated_namespaces: list[str] = Field(default_factory=list, alias="dedicatedNamespaces")
+    dedicated_namespaces: list[DnsLabel] = Field(default_factory=list, alias="dedicatedNamespaces")
 
     @field_validator("name")
     @classmethod
@@ -110,7 +210,7 @@ class Node(Model):
     name: str
     host: Host
     port: int | None = Field(None, ge=1, le=65535)
-    host_key: str | None = Field(None, alias="hostKey")
+    host_key: HostKey | None = Field(None, alias="hostKey")
     """The master's public host key (`ssh-keyscan -t ed25519 HOST`); unpinned keys are not checked."""
 
     @field_validator("name")
@@ -146,6 +246,12 @@ class Etcd(Model):
     def _dir(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError("must be an absolute path|use e.g. /var/backups/kubehop/etcd")
+        # The snapshot step prunes old snapshots in this directory: never a
+        # system directory or a path that climbs out of one.
+        norm = posixpath.normpath(v)
+        if norm != v.rstrip("/") or norm.count("/") < 2 or any(c.isspace() or c in "'\"$`\\;&|<>*?" for c in v):
+            raise ValueError("must be a dedicated directory at least two levels deep, without '..' or shell "
+                             "characters|use e.g. /var/backups/kubehop/etcd")
         return v
 
 
@@ -167,6 +273,11 @@ class ControlPlane(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node names repeat: {', '.join(dupes)}|give every master its own node name")
+        hosts = [(n.host.lower(), n.port) for n in self.nodes]
+        dupes = sorted({self.nodes[i].name for i, h in enumerate(hosts) if hosts.count(h) > 1})
+        if dupes:
+            raise ValueError(f"masters {', '.join(dupes)} share a host (one master's steps would run on another)|"
+                             "give every master its own host (or port)")
         if len(self.nodes) % 2 == 0:
             raise ValueError(f"{len(self.nodes)} masters cannot keep etcd quorum through a rolling upgrade|use an odd number of masters (1, 3, 5)")
         return self
@@ -197,6 +308,14 @@ class Adopt(Model):
                 raise ValueError(f"amis.{role} {ami!r} is not an AMI id|use the id of the AMI the pool runs now, e.g. ami-0abc12345def67890")
         return v
 
+    @model_validator(mode="after")
+    def _skew(self) -> "Adopt":
+        if self.worker_version and Version.parse(self.worker_version) > Version.parse(self.kubernetes_version):
+            raise ValueError(f"workerVersion {self.worker_version} is newer than kubernetesVersion {self.kubernetes_version}: "
+                             "kubelets are never newer than the apiserver|set workerVersion to what the workers run "
+                             "(at most the control plane's version)")
+        return self
+
 
 class AdoptedTemplate(Model):
     """The launch template an adopted Auto Scaling group uses today: the group is
@@ -224,13 +343,24 @@ class AddonConfig(Model):
     enabled: bool = True
     chart_version: str | None = Field(None, alias="chartVersion")
     image_tag: str | None = Field(None, alias="imageTag")
-    release_name: str | None = Field(None, alias="releaseName")
-    namespace: str | None = None
+    release_name: DnsLabel | None = Field(None, alias="releaseName")
+    namespace: DnsLabel | None = None
     values: dict[str, Any] = Field(default_factory=dict)
-    check_urls: list[str] = Field(default_factory=list, alias="checkUrls")
-    prometheus_url: str | None = Field(None, alias="prometheusUrl")
-    probe_from: str | None = Field(None, alias="probeFrom")
-    probe_to: str | None = Field(None, alias="probeTo")
+    check_urls: list[Annotated[str, AfterValidator(_gate_parser(
+        _url_check_parse, "use NAME=URL=STATUS, e.g. grafana=https://grafana.example/api/health=200"))]] = Field(
+        default_factory=list, alias="checkUrls")
+    prometheus_url: Url | None = Field(None, alias="prometheusUrl")
+    probe_from: NsName | None = Field(None, alias="probeFrom")
+    probe_to: PodPort | None = Field(None, alias="probeTo")
+
+    @field_validator("chart_version", "image_tag")
+    @classmethod
+    def _release(cls, v: str | None) -> str | None:
+        # The catalog compares pins as MAJOR.MINOR.PATCH; a prerelease is never a production pin.
+        if v is not None and not _RELEASE_RE.match(v):
+            raise ValueError("must be a release version MAJOR.MINOR.PATCH (no prerelease or build suffix)|pin a "
+                             "released version, e.g. 4.11.3, or remove the pin to use the catalog's")
+        return v
 
 
 class _AddonsBase(Model):
@@ -312,7 +442,7 @@ class Taint(Model):
 class NodePool(Model):
     name: str
     role: Literal["worker", "spark"] = "worker"
-    asg_name: str = Field(alias="asgName")
+    asg_name: str = Field(alias="asgName", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,254}$")
     instance_type: str = Field(alias="instanceType")
     min_size: int = Field(alias="minSize", ge=0)
     max_size: int = Field(alias="maxSize", ge=1)
@@ -346,11 +476,15 @@ class NodePool(Model):
         return self
 
 
+TrafficTemplate = Annotated[str, AfterValidator(_gate_parser(
+    _traffic_template, "write one command line with only {cluster}, {state} and {share}, e.g. dappctl set {cluster} {state} {share}"))]
+
+
 class TrafficControl(Model):
     kind: Literal["http", "command"]
-    url: str | None = None
-    command: str | None = None
-    status_command: str | None = Field(None, alias="statusCommand")
+    url: Url | None = None
+    command: TrafficTemplate | None = None
+    status_command: TrafficTemplate | None = Field(None, alias="statusCommand")
     """For kind command: prints the cluster's state, so a change is checked first and verified after."""
 
     @model_validator(mode="after")
@@ -364,7 +498,7 @@ class TrafficControl(Model):
 
 
 class Canary(Model):
-    prometheus_url: str | None = Field(None, alias="prometheusUrl")
+    prometheus_url: Url | None = Field(None, alias="prometheusUrl")
     share: int = Field(10, ge=1, le=100)
     window_seconds: int = Field(600, ge=60, le=3600, alias="windowSeconds")
     final_share: int = Field(50, ge=0, le=100, alias="finalShare")
@@ -380,12 +514,29 @@ class Sibling(Model):
     name: str
     stack: str
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be a lowercase DNS label|use the sibling cluster's name, e.g. aws-uswest2-prod-a")
+        return v
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, v: str) -> str:
+        # A StackReference name is org/project/stack (Pulumi docs: stack references).
+        if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", v):
+            raise ValueError("must be a fully qualified stack name|use ORG/PROJECT/STACK, e.g. dv-platform/kubehop/prod-a")
+        return v
+
 
 class ServiceSwitch(Model):
-    namespace: str = "prod"
-    name: str
-    resource: str = "serviceswitch"
-    standby_spec: dict[str, Any] = Field(alias="standbySpec")
+    namespace: DnsLabel = "prod"
+    name: DnsName
+    resource: str = Field("serviceswitch", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    standby_spec: Annotated[dict[str, Any], AfterValidator(_gate_parser(
+        _json_object_parse, "set the spec fields that make the standby serve, e.g. {active: aws-uswest2-prod-a}"))] = Field(
+        alias="standbySpec")
 
 
 class Replication(Model):
@@ -401,7 +552,7 @@ class Mysql(Model):
 
 
 class Workload(Model):
-    namespace: str
+    namespace: DnsLabel
     workload: str
 
     @field_validator("workload")
@@ -413,44 +564,84 @@ class Workload(Model):
 
 
 class Kafka(Model):
-    prometheus_url: str = Field(alias="prometheusUrl")
+    prometheus_url: Url = Field(alias="prometheusUrl")
     consumer_lag_query: str = Field("sum by (consumergroup) (kafka_consumergroup_lag)", alias="consumerLagQuery")
     mirror_lag_query: str = Field('sum by (topic) (kafka_consumergroup_lag{consumergroup=~".*mirror.*"})', alias="mirrorLagQuery")
     threshold: int = Field(1000, ge=1)
-    key_groups: list[str] = Field(default_factory=list, alias="keyGroups")
+    key_groups: list[Annotated[str, Field(min_length=1, pattern=r"^[^,\s]+$")]] = Field(default_factory=list, alias="keyGroups")
+    key_topics: list[Annotated[str, Field(min_length=1, pattern=r"^[^,\s]+$")]] = Field(default_factory=list, alias="keyTopics")
+    """Topics MirrorMaker copies: the mirror-lag gate fails when any of them reports no lag."""
     lag_timeout_seconds: int = Field(3600, ge=60, alias="lagTimeoutSeconds")
     mirror_maker: Workload = Field(alias="mirrorMaker")
     sibling_mirror_maker: Workload = Field(alias="siblingMirrorMaker")
 
 
+def _objective_parse(text: str) -> None:
+    from kubehop.gates.prometheus import parse_objective
+
+    parse_objective(text)
+
+
 class SloQuery(Model):
-    name: str
-    query: str
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    query: str = Field(min_length=1)
     max: float
+
+    @model_validator(mode="after")
+    def _as_gate_reads_it(self) -> "SloQuery":
+        _gate_parser(_objective_parse, "write one PromQL expression and a finite max")(self.objective)
+        return self
+
+    @property
+    def objective(self) -> str:
+        """The `NAME=PROMQL<=MAX` argument the canary gate parses."""
+        return f"{self.name}={self.query}<={self.max:g}"
 
 
 class NetworkPath(Model):
-    name: str
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     source: str = Field(alias="from")
     to: str
 
+    @property
+    def spec(self) -> str:
+        """The `NAME=from:...,to:...` argument the connectivity gates parse."""
+        return f"{self.name}=from:{self.source},to:{self.to}"
+
+    @model_validator(mode="after")
+    def _as_gate_reads_it(self) -> "NetworkPath":
+        from kubehop.gates import cluster
+
+        parse = cluster.parse_node_path if isinstance(self, NodePath) else cluster.parse_path
+        try:
+            parse(self.spec)
+        except ValueError as exc:
+            raise ValueError(f"{self.spec!r}: {exc}|use from: NAMESPACE/POD (nodePaths: a node name) and "
+                             "to: NAMESPACE/POD:PORT (networkPaths also HOST:PORT)") from None
+        return self
+
+
+class NodePath(NetworkPath):
+    """A path from a node (its hostNetwork probe pod) to a pod."""
+
 
 class UrlCheck(Model):
-    name: str
-    url: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")
+    url: Url
     status: int = Field(200, ge=100, le=599)
 
 
 class Verify(Model):
     network_paths: list[NetworkPath] = Field(default_factory=list, alias="networkPaths")
-    node_paths: list[NetworkPath] = Field(default_factory=list, alias="nodePaths")
-    node_probe_pods: str | None = Field(None, alias="nodeProbePods")
+    node_paths: list[NodePath] = Field(default_factory=list, alias="nodePaths")
+    node_probe_pods: str | None = Field(None, alias="nodeProbePods", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[^\s/]+$")
     urls: list[UrlCheck] = Field(default_factory=list)
-    endpoints: list[str] = Field(default_factory=list)
+    endpoints: list[NsName] = Field(default_factory=list)
     pending_grace_seconds: int = Field(300, ge=0, alias="pendingGraceSeconds")
     max_pending: int = Field(0, ge=0, alias="maxPending")
     slo: list[SloQuery] = Field(default_factory=list)
-    ignore_pdbs: list[str] = Field(default_factory=list, alias="ignorePdbs")
+    ignore_pdbs: list[NsName] = Field(default_factory=list, alias="ignorePdbs")
+
 
 
 Adopt.model_rebuild()
@@ -511,7 +702,7 @@ def _key(loc: tuple) -> str:
     return out
 
 
-def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[ConfigProblem]:
+def _problems(exc: ValidationError, secret_keys: set[str] | frozenset[str] = frozenset()) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in ("function-after",))
@@ -522,22 +713,81 @@ def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[ConfigProblem]:
         if "|" in msg:
             msg, fix = msg.split("|", 1)
         value = None if err["type"] == "missing" else err.get("input")
-        if isinstance(value, dict) and err["type"] != "extra_forbidden":
-            value = None if not loc else value
-            if value is not None:
-                value = "{…}"
-        problems.append(ConfigProblem(key=_key(loc), value=value, message=msg, fix=fix))
+        if isinstance(value, (dict, list)):
+            value = "{…}" if isinstance(value, dict) else "[…]"
+        key = _key(loc)
+        # An unknown key may be a misspelled secret: its value is never shown.
+        hidden = err["type"] == "extra_forbidden" or _under_secret(key, secret_keys)
+        if err["type"] == "extra_forbidden":
+            msg = "is not a kubehop setting"
+            near = _near(str(loc[-1]), _known_fields(loc[:-1]))
+            fix = f"did you mean {near!r}? " + fix if near else fix
+        problems.append(ConfigProblem(key=key, value=value, message=msg, fix=fix, secret=hidden))
     return problems
 
 
+def _under_secret(key: str, secret_keys: set[str] | frozenset[str]) -> bool:
+    return any(key == s or key.startswith(s + ".") or key.startswith(s + "[") for s in secret_keys) or \
+        any(key == f"{NS}:{name}" for name in SECRET_KEYS)
+
+
+def _known_fields(loc: tuple) -> list[str]:
+    """The aliases allowed at `loc` (for a did-you-mean hint)."""
+    model: Any = StackConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        model = _inner_model(field.annotation)
+    if model is None:
+        return []
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    return names + (list(SECRET_KEYS) if model is StackConfig else [])
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (small strings: config keys)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _near(word: str, candidates: list[str]) -> str | None:
+    scored = sorted((_distance(word.lower(), c.lower()), c) for c in candidates)
+    return scored[0][1] if scored and scored[0][0] <= max(1, len(word) // 4) else None
+
+
 def _decode(raw: dict[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
-    """Strip the `kubehop:` prefix and parse JSON objects Pulumi hands over as text."""
+    """Strip the `kubehop:` prefix and parse JSON objects Pulumi hands over as text.
+
+    A key in a namespace one or two edits from `kubehop` (`kubhop:`, `Kubehop:`)
+    is a typo that would be silently ignored: refused, its value not shown.
+    """
     out: dict[str, Any] = {}
     problems: list[ConfigProblem] = []
     for full, value in raw.items():
-        if not full.startswith(NS + ":"):
+        ns, sep, key = full.partition(":")
+        if ns != NS:
+            if sep and ns.lower() != NS and _distance(ns.lower(), NS) <= 2 or ns.lower() == NS and ns != NS:
+                problems.append(ConfigProblem(key=full, secret=True, message=f"is in namespace {ns!r}, not {NS!r}: it would be ignored",
+                                              fix=f"rename it to {NS}:{key}"))
             continue
-        key = full[len(NS) + 1:]
         if key not in SECRET_KEYS and isinstance(value, str) and value[:1] in "[{":
             try:
                 value = json.loads(value)
@@ -549,14 +799,15 @@ def _decode(raw: dict[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
 
 
 def load(raw: dict[str, Any], secret_keys: set[str] | frozenset[str] = frozenset()) -> StackConfig:
-    """Validate a stack's `kubehop:*` config; raise ConfigErrors with every problem."""
+    """Validate a stack's config (every namespace, as Pulumi holds it); raise
+    ConfigErrors with every problem. `aws:region` is compared with cluster.region."""
     data, problems = _decode(raw)
     present = set()
     for name in SECRET_KEYS:
         full = f"{NS}:{name}"
         if name in data:
             if full not in secret_keys:
-                problems.append(ConfigProblem(key=full, value="(plain text, not shown)", message="is a secret but is stored in plain text",
+                problems.append(ConfigProblem(key=full, secret=True, message="is a secret but is stored in plain text",
                                               fix=f"run `pulumi config set --secret {full} ...` (for files: `cat FILE | pulumi config set --secret {full}`)"))
             present.add(name)
             data.pop(name)
@@ -564,8 +815,13 @@ def load(raw: dict[str, Any], secret_keys: set[str] | frozenset[str] = frozenset
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigErrors(problems + _problems(exc, data)) from None
+        raise ConfigErrors(problems + _problems(exc, secret_keys)) from None
     problems += _cross_checks(cfg)
+    region = raw.get("aws:region")
+    if region is not None and region != cfg.cluster.region:
+        problems.append(ConfigProblem(key="aws:region", value=region, message=f"differs from {NS}:cluster.region ({cfg.cluster.region}): "
+                                      "resources would be created in another region than the cluster's",
+                                      fix="set aws:region and kubehop:cluster.region to the cluster's region"))
     if problems:
         raise ConfigErrors(problems)
     return cfg
@@ -635,20 +891,44 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if pool.name not in cfg.adopt.launch_templates:
             problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
                                           fix="set {id: lt-..., version: N} from `aws autoscaling describe-auto-scaling-groups`"))
+    asgs = [p.asg_name for p in cfg.node_pools]
+    for i, asg in enumerate(asgs):
+        if asgs.index(asg) != i:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].asgName", value=asg, message="repeats another pool's Auto Scaling group",
+                                          fix="give every pool its own asgName"))
+    if cfg.sibling and cfg.sibling.name == cfg.cluster.name:
+        problems.append(ConfigProblem(key=f"{NS}:sibling.name", value=cfg.sibling.name, message="is this cluster's own name",
+                                      fix="set it to the other cluster users move to, e.g. aws-uswest2-prod-a"))
+    if cfg.cluster.production and unpinned_host_keys(cfg) and not cfg.ssh.allow_unpinned_host_keys:
+        problems.append(ConfigProblem(key=f"{NS}:controlPlane.nodes[].hostKey", value=", ".join(unpinned_host_keys(cfg)),
+                                      message="is not pinned on a production cluster: anyone answering on a master's address would get root sessions",
+                                      fix="set hostKey from `ssh-keyscan -t ed25519 HOST` for every master (and ssh.bastion.hostKey), "
+                                          "or set kubehop:ssh.allowUnpinnedHostKeys: true to accept the risk (the plan warns)"))
+    if cfg.traffic and cfg.sibling:
+        control = cfg.traffic.control
+        field, template = ("url", control.url) if control.kind == "http" else ("statusCommand", control.status_command)
+        if template and "{cluster}" not in template:
+            problems.append(ConfigProblem(key=f"{NS}:traffic.control.{field}", value=template,
+                                          message="has no {cluster} placeholder: the sibling's live state cannot be read before traffic moves",
+                                          fix="put {cluster} where the cluster's name goes, e.g. https://dapp.example/api/v1/clusters/{cluster}/state"))
+    if cfg.kafka and not cfg.kafka.key_topics:
+        problems.append(ConfigProblem(key=f"{NS}:kafka.keyTopics", message="needs at least one topic: the mirror-lag gate must know which topics MirrorMaker copies",
+                                      fix="list the mirrored topics, e.g. keyTopics: [events, transactions]"))
+    if cfg.kafka and not cfg.kafka.key_groups:
+        problems.append(ConfigProblem(key=f"{NS}:kafka.keyGroups", message="needs at least one consumer group: the lag gate must know which groups to wait for",
+                                      fix="list the consumer groups, e.g. keyGroups: [velocity-consumer]"))
     if cfg.cluster.production and cfg.traffic is None:
         problems.append(ConfigProblem(key=f"{NS}:traffic", message="is required on a production cluster",
                                       fix="add traffic (state, control) so kubehop can move users off the cluster"))
     return problems
 
 
-def check_region(cfg: StackConfig, aws_region: str | None) -> None:
-    """`aws:region` (the default AWS provider's) must not contradict the cluster's:
-    kubehop puts every AWS resource in `cluster.region` through its own provider,
-    and a different default would mean the stack was set up for another place."""
-    if aws_region and aws_region != cfg.cluster.region:
-        raise ConfigErrors([ConfigProblem(
-            key="aws:region", value=aws_region, message=f"differs from {NS}:cluster.region ({cfg.cluster.region!r})",
-            fix=f"set `pulumi config set aws:region {cfg.cluster.region}` or correct {NS}:cluster.region")])
+def unpinned_host_keys(cfg: StackConfig) -> list[str]:
+    """Machines kubehop would SSH to without checking who answers."""
+    out = [n.name for n in cfg.control_plane.nodes if not n.host_key]
+    if cfg.ssh.bastion and not cfg.ssh.bastion.host_key:
+        out.append("bastion")
+    return out
 
 
 def _catalog_chart(name: str, minor: str) -> str:

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field, replace
 
 from kubehop import catalog
 from kubehop.catalog import Version
+from kubehop.problems import Problem, Problems
 
 POLICIES = ("each-hop", "efficient")
 
 
-class HopError(ValueError):
+class HopError(Problems):
     """A requested hop breaks a rule; `key` names the config key to change."""
 
     def __init__(self, key: str, value: str, message: str, fix: str):
         self.key, self.value, self.message, self.fix = key, value, message, fix
-        super().__init__(f"{key}: {message} (got {value!r}). Fix: {fix}")
+        super().__init__([Problem(key=key, value=value, message=message, fix=fix)])
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from kubehop import catalog, config, hops, impact, interlocks, record
 from kubehop.addons import moves
 from kubehop.catalog import Version
 from kubehop.plan import durations, engine, imports, timing
+from kubehop.problems import Problem, Problems
 
 # Properties whose change makes the engine replace rather than update.
 REPLACE_ON = {
@@ -28,12 +29,8 @@ REPLACE_ON = {
 }
 
 
-class PlanError(Exception):
+class PlanError(Problems):
     """Input the plan refuses: printed on stderr, exit 2."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass
@@ -56,14 +53,23 @@ def read_stack_file(data: dict) -> StackFile:
     """Secure values cannot be decrypted offline: present, secret, and masked."""
     cfg = (data or {}).get("config") or {}
     if not isinstance(cfg, dict):
-        raise PlanError(["config: the file has no `config:` map; use a file shaped like Pulumi.<stack>.yaml"])
+        raise PlanError([Problem(key="config", value=type(cfg).__name__, message="is not a mapping of config keys",
+                                 fix="use a file shaped like Pulumi.<stack>.yaml: `config:` holding `kubehop:KEY: VALUE`")])
     raw, secret = {}, []
+    problems = []
     for key, value in cfg.items():
+        # Pulumi keys are NAMESPACE:NAME (pulumi pkg/resource/config/key.go ParseKey refuses others).
+        if not isinstance(key, str) or ":" not in key or key.startswith(":") or key.endswith(":"):
+            problems.append(Problem(key=f"config.{key}", secret=True, message="is not a NAMESPACE:NAME config key",
+                                    fix=f"write it as kubehop:{key} (or remove it)"))
+            continue
         if isinstance(value, dict) and set(value) == {"secure"}:
             raw[key] = engine.offline_secret(key, str(value["secure"]))
             secret.append(key)
         else:
             raw[key] = _encode(value)
+    if problems:
+        raise PlanError(problems)
     return StackFile(raw, secret)
 
 
@@ -209,11 +215,12 @@ def step_options(run: engine.Run, res: engine.Registered, in_stage: set[str]) ->
             "retainOnDelete": res.retain_on_delete, "dependsOn": beyond}
 
 
-def _refused_imports(steps: list[dict]) -> list[str]:
+def _refused_imports(steps: list[dict]) -> list[Problem]:
     """An import that declares what its provider cannot read back would fail
     (engines before 3.174) or rewrite the resource in the same run (from 3.174)."""
-    return [f"adopt: {s['id']} (import {s['options']['import']}) declares {', '.join(s['unreadable'])}, which an import "
-            f"cannot read back. Fix: declare only what the provider reads back on the adoption run (kubehop/plan/imports.py)"
+    return [Problem(key=f"adopt: {s['id']}", value=s["options"]["import"],
+                    message=f"is imported but declares {', '.join(s['unreadable'])}, which an import cannot read back",
+                    fix="declare only what the provider reads back on the adoption run (kubehop/plan/imports.py)")
             for s in steps if s.get("unreadable")]
 
 
@@ -221,15 +228,18 @@ def read_outputs(data: Any) -> dict:
     """The recorded state from `pulumi stack output --json`, checked."""
     state = data.get("kubehop") if isinstance(data, dict) else None
     if state == "[secret]":
-        raise PlanError(["--outputs: the `kubehop` output is shown as [secret]. Fix: use `pulumi stack output --json --show-secrets`"])
+        raise PlanError([Problem(key="--outputs", secret=True, message="shows the `kubehop` output as [secret]",
+                                 fix="use `pulumi stack output --json --show-secrets`")])
     if not isinstance(state, dict) or not state.get("controlPlaneVersion") or not state.get("workerVersion"):
-        raise PlanError(["--outputs: the file has no `kubehop` output with controlPlaneVersion and workerVersion. "
-                         "Fix: pass the JSON of `pulumi stack output --json` for a stack kubehop has run on "
-                         "(a stack with no outputs is planned without --outputs, from its adopt config)"])
+        raise PlanError([Problem(key="--outputs", secret=True,
+                                 message="has no `kubehop` output with controlPlaneVersion and workerVersion",
+                                 fix="pass the JSON of `pulumi stack output --json` for a stack kubehop has run on "
+                                     "(a stack with no outputs is planned without --outputs, from its adopt config)")])
     try:
         hops.Deployed.from_output(state)
     except (ValueError, KeyError, catalog.CatalogError) as exc:
-        raise PlanError([f"--outputs: the recorded state is not valid ({exc}). Fix: pass the stack's own output JSON"]) from None
+        raise PlanError([Problem(key="--outputs", secret=True, message=f"holds a recorded state that is not valid ({exc})",
+                                 fix="pass the stack's own output JSON")]) from None
     return state
 
 
@@ -272,9 +282,10 @@ def _warnings(cfg: config.StackConfig, stages: list[hops.Stage], runs: list[engi
     if images and images.spark and _placeholder(images.spark.hadoop_sha512):
         warnings.append("kubehop:nodeImages.spark.hadoopSha512 is a placeholder: the Spark image build refuses it; "
                         "set the sha512 from the Apache Hadoop release page")
-    unpinned = [n.name for n in cfg.control_plane.nodes if not n.host_key]
+    unpinned = config.unpinned_host_keys(cfg)
     if unpinned:
-        warnings.append(f"SSH host keys are not pinned for {', '.join(unpinned)}: set kubehop:controlPlane.nodes[].hostKey "
+        optout = " (accepted by kubehop:ssh.allowUnpinnedHostKeys)" if cfg.ssh.allow_unpinned_host_keys else ""
+        warnings.append(f"SSH host keys are not pinned for {', '.join(unpinned)}{optout}: set kubehop:controlPlane.nodes[].hostKey "
                         "(and ssh.bastion.hostKey) from `ssh-keyscan -t ed25519 HOST`, or the steps trust any host")
     for name, addon in catalog.ADDONS.items():
         if addon.warning and cfg.addons.get(name).enabled:
@@ -296,12 +307,13 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     raw = dict(stack_file.raw)
     if policy is not None:
         if policy not in hops.POLICIES:
-            raise PlanError([f"--worker-policy: {policy!r} is not a worker policy. Fix: use one of {', '.join(hops.POLICIES)}"])
+            raise PlanError([Problem(key="--worker-policy", value=policy, message="is not a worker policy",
+                                     fix=f"use one of {', '.join(hops.POLICIES)}")])
         raw["kubehop:workerPolicy"] = policy
     try:
         cfg = config.load(raw, set(stack_file.secret_keys))
     except config.ConfigErrors as exc:
-        raise PlanError([str(p) for p in exc.problems]) from None
+        raise PlanError(exc.problems) from None
     if recorded is not None:
         deployed = hops.Deployed.from_output(recorded)
     else:
@@ -310,12 +322,13 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     try:
         goal = catalog.resolve(to) if to else cfg.target
     except (ValueError, catalog.CatalogError) as exc:
-        raise PlanError([f"--to: {exc}. Fix: use a catalog minor ({', '.join(catalog.known_minors())}), e.g. --to 1.29"]) from None
+        raise PlanError([Problem(key="--to", value=to, message=str(exc),
+                                 fix=f"use a catalog minor ({', '.join(catalog.known_minors())}), e.g. --to 1.29")]) from None
     try:
         stages = hops.journey(deployed, goal, cfg.worker_policy, production=cfg.cluster.production and cfg.traffic is not None,
                               prepare_images=bool(cfg.node_pools))
     except hops.HopError as exc:
-        raise PlanError([str(exc)]) from None
+        raise PlanError(exc.problems) from None
 
     baseline = dict(raw)
     baseline["kubehop:kubernetesVersion"] = str(deployed.control_plane)
@@ -380,10 +393,10 @@ def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_
     try:
         hop = hops.plan_hop(deployed, cfg.version, cfg.target, cfg.worker_policy)
     except hops.HopError as exc:
-        raise PlanError([str(exc)]) from None
+        raise PlanError(exc.problems) from None
     blocked = moves.downgrades(cfg, deployed) + interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None)
     if blocked:
-        raise PlanError([str(p) for p in blocked])
+        raise PlanError(blocked)
 
 
 def _run(raw: dict[str, str], secret_keys: list[str], stack: str, outputs: dict, versions: dict, label: str) -> engine.Run:
@@ -391,4 +404,5 @@ def _run(raw: dict[str, str], secret_keys: list[str], stack: str, outputs: dict,
         return engine.run_program(raw, secret_keys, stack=stack, stack_outputs=outputs, template_versions=versions)
     except Exception as exc:  # the program refused (interlock, bad hop): report it
         message = str(exc).strip() or type(exc).__name__
-        raise PlanError([f"stage {label}: the program refused: {message}"]) from None
+        raise PlanError([Problem(key=f"stage {label}", value=None, secret=True, message=f"the program refused: {message}",
+                                 fix="correct the config the message names")]) from None
