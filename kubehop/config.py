@@ -829,6 +829,11 @@ def load(raw: dict[str, Any], secret_keys: set[str] | frozenset[str] = frozenset
 
 def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
     """Rules that span keys: secrets the features need, addon pins, pools vs images."""
+    return _needed_secrets(cfg) + _addon_checks(cfg) + _pool_checks(cfg) + _production_checks(cfg)
+
+
+def _needed_secrets(cfg: StackConfig) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
     problems: list[ConfigProblem] = []
     need = {"sshPrivateKey": "the control-plane steps SSH to every master", "kubeconfig": "addons and gates talk to the cluster"}
     if cfg.traffic and cfg.traffic.control.kind == "http":
@@ -841,6 +846,11 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if name not in cfg.secrets_present:
             problems.append(ConfigProblem(key=f"{NS}:{name}", message=f"is required because {why}",
                                           fix=f"run `pulumi config set --secret {NS}:{name} ...`"))
+    return problems
+
+
+def _addon_checks(cfg: StackConfig) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
     minors = {Version.parse(v).minor_str for v in (cfg.kubernetes_version, cfg.target_version) if v}
     for name in catalog.ADDON_ORDER:
         addon = cfg.addons.get(name)
@@ -860,12 +870,11 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         addon = cfg.addons.get(name)
         for field, message, fix in spec.requires(addon) if addon.enabled else ():
             problems.append(ConfigProblem(key=f"{NS}:addons.{name}.{field}", message=message, fix=fix))
-    if cfg.verify.node_paths and not cfg.verify.node_probe_pods:
-        problems.append(ConfigProblem(key=f"{NS}:verify.nodeProbePods", message="is required for nodePaths",
-                                      fix="set it to ns/selector of a hostNetwork DaemonSet, e.g. kube-system/app=kubehop-netcheck"))
-    if cfg.traffic and not (cfg.traffic.canary.prometheus_url or cfg.kafka):
-        problems.append(ConfigProblem(key=f"{NS}:traffic.canary.prometheusUrl", message="is required to watch the SLO queries during the canary",
-                                      fix="set the Prometheus URL the SLO queries run against"))
+    return problems
+
+
+def _pool_checks(cfg: StackConfig) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
     roles = {p.role for p in cfg.node_pools}
     if roles and cfg.node_images is None:
         problems.append(ConfigProblem(key=f"{NS}:nodeImages", message="is required when nodePools are set",
@@ -881,12 +890,6 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if role not in cfg.adopt.amis:
             problems.append(ConfigProblem(key=f"{NS}:adopt.amis.{role}", message=f"is required: the {role} pools keep this AMI until they roll",
                                           fix="set it to the AMI the pool's launch template uses today"))
-    if cfg.kafka and cfg.sibling is None:
-        problems.append(ConfigProblem(key=f"{NS}:sibling", message="is required with kafka: MirrorMaker stops and starts on both clusters",
-                                      fix="set kubehop:sibling (name, stack)"))
-    if cfg.traffic and not cfg.verify.slo:
-        problems.append(ConfigProblem(key=f"{NS}:verify.slo", message="needs at least one query: the canary watches them before users return",
-                                      fix="add verify.slo entries (name, query, max), e.g. the error rate and p99 latency"))
     for pool in cfg.node_pools:
         if pool.name not in cfg.adopt.launch_templates:
             problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
@@ -896,6 +899,24 @@ def _cross_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if asgs.index(asg) != i:
             problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].asgName", value=asg, message="repeats another pool's Auto Scaling group",
                                           fix="give every pool its own asgName"))
+    return problems
+
+
+def _production_checks(cfg: StackConfig) -> list[ConfigProblem]:
+    """Verification, traffic, sibling and Kafka rules of a production choreography."""
+    problems: list[ConfigProblem] = []
+    if cfg.verify.node_paths and not cfg.verify.node_probe_pods:
+        problems.append(ConfigProblem(key=f"{NS}:verify.nodeProbePods", message="is required for nodePaths",
+                                      fix="set it to ns/selector of a hostNetwork DaemonSet, e.g. kube-system/app=kubehop-netcheck"))
+    if cfg.traffic and not (cfg.traffic.canary.prometheus_url or cfg.kafka):
+        problems.append(ConfigProblem(key=f"{NS}:traffic.canary.prometheusUrl", message="is required to watch the SLO queries during the canary",
+                                      fix="set the Prometheus URL the SLO queries run against"))
+    if cfg.kafka and cfg.sibling is None:
+        problems.append(ConfigProblem(key=f"{NS}:sibling", message="is required with kafka: MirrorMaker stops and starts on both clusters",
+                                      fix="set kubehop:sibling (name, stack)"))
+    if cfg.traffic and not cfg.verify.slo:
+        problems.append(ConfigProblem(key=f"{NS}:verify.slo", message="needs at least one query: the canary watches them before users return",
+                                      fix="add verify.slo entries (name, query, max), e.g. the error rate and p99 latency"))
     if cfg.sibling and cfg.sibling.name == cfg.cluster.name:
         problems.append(ConfigProblem(key=f"{NS}:sibling.name", value=cfg.sibling.name, message="is this cluster's own name",
                                       fix="set it to the other cluster users move to, e.g. aws-uswest2-prod-a"))

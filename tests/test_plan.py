@@ -348,6 +348,7 @@ def test_plan_warns_about_placeholders_and_unpinned_host_keys(efficient, tmp_pat
     data = prod_b()
     for node in data["config"]["kubehop:controlPlane"]["nodes"]:
         node["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
+    data["config"]["kubehop:ssh"]["bastion"]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
     data["config"]["kubehop:nodeImages"]["cniPluginsSha256"] = "ab" * 32
     plan = build(read_stack_file(data), stack="prod-b", to="1.27", policy=None)
     text = "\n".join(plan["warnings"])
