@@ -33,15 +33,17 @@ def critical_path(steps: list[dict], times: dict[str, tuple[float, float]]) -> l
     if not steps:
         return []
     by_id = {s["id"]: s for s in steps}
-    order = {s["id"]: i for i, s in enumerate(steps)}
-    current = max(times, key=lambda i: (times[i][1], -order[i]))
+    # ties are broken by id, not by list order: the mock engine's registration
+    # order of independent steps varies between processes, the plan must not
+    end = max(f for _, f in times.values())
+    current = min(i for i in times if abs(times[i][1] - end) < 1e-9)
     path = [current]
     while True:
         start = times[current][0]
         feeding = [d for d in by_id[current]["dependsOn"] if d in times and abs(times[d][1] - start) < 1e-9]
         if not feeding or start == 0:
             break
-        current = min(feeding, key=lambda i: order[i])
+        current = min(feeding)
         path.append(current)
     return path[::-1]
 
