@@ -62,6 +62,11 @@ def describe(action: str, target: str, op: str, *, database: bool = False) -> tu
     """Impact text and risk for a step; deletes of steps are bookkeeping only."""
     if op == "delete":
         return ("Removes the finished step from the stack's state; its delete does nothing to the cluster.", "low")
+    if op == "import":
+        # the engine reads the existing resource into the state; with inputs equal to what the
+        # provider reads back there is no diff and nothing is changed (kubehop/plan/imports.py)
+        return ("Imported as it runs today: Pulumi reads it into the stack's state and changes nothing; "
+                "kubehop's settings come in as an update on the next run.", "low")
     impact, risk = ACTIONS.get(action, ("", "low"))
     if action == "addon" and target in ADDON_RISK:
         risk, text = ADDON_RISK[target]
