@@ -24,7 +24,8 @@ Then, per addon:
   ingress-nginx                 the controller --service has a LoadBalancer address
   calico                        tigerastatus/calico Available, not Progressing or
                                 Degraded; --probe-from pod reaches --probe-to pod's IP
-  generic                       the common checks only
+  generic (and any addon module  the common checks only
+  with no check here)
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from datetime import datetime, timezone
 
 import yaml
 
+from kubehop.addons import SPECS
 from kubehop.gates.common import Verdict, add_poll_arguments, poll
 from kubehop.gates.http_check import look, parse_url_check
 from kubehop.gates.kube import (
@@ -70,14 +72,9 @@ from kubehop.gates.kube import (
     workload_rolled_out,
 )
 
-ADDONS = (
-    "aws-cloud-controller-manager",
-    "cluster-autoscaler",
-    "kube-state-metrics",
-    "ingress-nginx",
-    "calico",
-    "generic",
-)
+# Every addon module's name (kubehop/addons/), and `generic`: an addon with no check of its
+# own below gets the common checks (workloads, image tag, deployed chart) only.
+ADDONS = (*SPECS, "generic")
 
 UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 CA_LAST_UPDATED = "cluster-autoscaler.kubernetes.io/last-updated"
@@ -208,13 +205,13 @@ def run_addon_check(args) -> str:
         try:
             if args.release:
                 problems += release_runs(k, *args.release_ref, args.chart_version)
-            problems += ADDON_CHECKS[args.addon](k, args, pods)
+            problems += ADDON_CHECKS.get(args.addon, check_nothing)(k, args, pods)
         except KubectlError as exc:
             problems.append(f"{args.addon}: {exc}")
         if problems:
             return Verdict(False, name_list(problems))
         names = ", ".join(f"{kind.lower()}/{name}" for _, kind, name in args.workloads)
-        return Verdict(True, f"{args.addon}: {names} rolled out and Ready{SUMMARY[args.addon]}")
+        return Verdict(True, f"{args.addon}: {names} rolled out and Ready{SUMMARY.get(args.addon, '')}")
 
     verdict = poll(
         f"addon-check {args.addon}", look, timeout=args.timeout, interval=args.interval, out=sys.stderr
