@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.plan_helpers import ROOT
 
 METRICS_SERVER = '''"""metrics-server (kubernetes-sigs/metrics-server charts/metrics-server): a test addon."""
-from kubehop.addons.base import AddonSpec, ChartPin, Line
+from kubehop.addons.base import AddonGate, AddonSpec, ChartPin, GateFlag, Line
 
 MINORS = ("1.26", "1.27", "1.28", "1.29", "1.30", "1.31", "1.32")
 
@@ -26,6 +26,9 @@ SPEC = AddonSpec(
     workloads=lambda release, values: [f"deployment/{release}"],
     values=lambda cfg, image_tag: {},
     check=lambda cfg, addon, release, values, pin: ["--namespace", "kube-system", "--workload", f"deployment/{release}"],
+    # its own check and flag, in this module too
+    gate=AddonGate(check=lambda k, args, pods: [f"metrics-server: wants {args.min_nodes} nodes in metrics.k8s.io"],
+                   summary="; metrics API served", flags=(GateFlag("--min-nodes", 1, {"type": int}),)),
 )
 '''
 
@@ -59,6 +62,11 @@ def test_a_new_addon_module_is_all_it_takes(tmp_path):
                            "--kubectl", "/nonexistent/kubectl", "--timeout", "0", "--interval", "0"],
                           cwd=copy, capture_output=True, text=True, timeout=60)
     assert gate.returncode == 1 and "kubectl binary not found" in gate.stderr, gate.stderr
+    assert "metrics-server: wants 1 nodes in metrics.k8s.io" in gate.stderr  # its own check ran, default filled
+    wrong = subprocess.run([sys.executable, "-m", "kubehop", "gate", "addon-check", "--addon", "generic",
+                            "--namespace", "kube-system", "--workload", "deployment/x", "--min-nodes", "2"],
+                           cwd=copy, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "--min-nodes applies to metrics-server, not generic" in wrong.stderr
     # config knows it: a bad pin for it is a config error naming its key
     data = (copy / "Pulumi.prod-b.yaml").read_text().replace(
         "  kubehop:addons:\n", "  kubehop:addons:\n    metrics-server: {chartVersion: \"3.1.0\"}\n", 1)

@@ -1,4 +1,5 @@
-"""One module per Helm addon; SPECS lists them in dependency order.
+"""One module per Helm addon (chart, pins, naming, values, its check: everything kubehop
+knows about it); SPECS lists them in dependency order.
 
 Adding an addon is adding a module here: every module of this package that
 defines `SPEC` is an addon (base.py and moves.py hold no addon). Order:

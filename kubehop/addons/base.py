@@ -64,6 +64,32 @@ class CrdBundle:
 
 
 @dataclass(frozen=True)
+class GateFlag:
+    """One `addon-check` flag only this addon takes: argparse keywords, and its default."""
+
+    flag: str
+    default: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class AddonGate:
+    """The addon's own part of `python -m kubehop gate addon-check` (kubehop/gates/addons.py
+    runs the common checks, then `check`)."""
+
+    check: Callable[..., list[str]]
+    """(kubectl, parsed args, the workloads' live pods) -> problems."""
+    summary: str
+    flags: tuple[GateFlag, ...] = ()
+    settle: Callable[[Any], None] = lambda args: None
+    """Check and complete this addon's flags; raise ValueError with the message (exit 2)."""
+
+
+@dataclass(frozen=True)
 class AddonSpec:
     name: str
     chart: str
@@ -90,6 +116,8 @@ class AddonSpec:
     breaking: tuple[Breaking, ...] = ()
     crds: dict[str, CrdBundle] = field(default_factory=dict)
     warning: str | None = None
+    gate: AddonGate | None = None
+    """Its check beyond the common one (None: the common checks only)."""
 
     def pin(self, minor: str) -> ChartPin:
         return self.per_minor[minor]

@@ -7,7 +7,9 @@ target version's `manifests/operator-crds.yaml` with --force-conflicts, then
 `helm upgrade`; the operator then rolls calico-node and calico-kube-controllers
 in calico-system and reports through `tigerastatus`.
 """
-from kubehop.addons.base import AddonSpec, ChartPin, CrdBundle, Line
+from kubehop.addons.base import AddonGate, AddonSpec, ChartPin, CrdBundle, GateFlag, Line
+from kubehop.gates.kube import (Kubectl, KubectlError, check_probe_template, parse_ns_name, parse_pod_target, parse_time,
+                               pods_started, render_probe, run_probe, running_pod_ip)
 
 TESTED = {  # Calico minor -> (last patch, Kubernetes tested range)
     "3.26": ("3.26.5", ("1.24", "1.28")),
@@ -63,6 +65,66 @@ def _requires(addon):
              "set probeFrom: ns/pod and probeTo: ns/pod:port (e.g. prod/chi-dcluster-0-0-0 and prod/dcluster-mysql-0:3306)")]
 
 
+
+# --- the addon-check gate's part (python -m kubehop gate addon-check --addon ...) ----------
+DEFAULT_PROBE_CMD = "nc -z -w 3 {ip} {port}"
+DEFAULT_PING_CMD = "ping -c 1 -W 3 {ip}"
+
+def tigerastatus_problems(k: Kubectl, pods: list[dict]) -> list[str]:
+    """tigerastatus/calico: Available True, Progressing and Degraded False, each
+    condition observed after the new pods started (operator.tigera.io/v1 TigeraStatus)."""
+    try:
+        obj = k.get("tigerastatuses.operator.tigera.io", "calico", kind="TigeraStatus")
+    except KubectlError as exc:
+        return [f"tigerastatus/calico: {exc}"]
+    conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+    started = pods_started(pods)
+    problems = []
+    for ctype, want in (("Available", "True"), ("Progressing", "False"), ("Degraded", "False")):
+        cond = conditions.get(ctype)
+        if cond is None or cond.get("status") != want:
+            problems.append(f"tigerastatus/calico: {ctype} is {cond.get('status') if cond else 'missing'}, not {want}")
+        elif started and cond.get("lastTransitionTime") and parse_time(cond["lastTransitionTime"]) < started \
+                and ctype == "Available":
+            problems.append("tigerastatus/calico: Available since before the new pods started: not observed after the release")
+    return problems
+
+
+def check_calico(k: Kubectl, args, pods: list[dict]) -> list[str]:
+    problems = tigerastatus_problems(k, pods)
+    if problems:
+        return problems
+    src_ns, src_pod = args.probe_source
+    dst_ns, dst_pod, port = args.probe_target
+    label = f"pod-to-pod {src_ns}/{src_pod} -> {dst_ns}/{dst_pod}" + (f":{port}" if port else "")
+    try:
+        ip = running_pod_ip(k, dst_ns, dst_pod)
+    except KubectlError as exc:
+        return [f"{label}: {exc}"]
+    argv = render_probe(args.probe_cmd if port else args.ping_cmd, address=ip, port=port)
+    ok, detail = run_probe(k, src_ns, src_pod, argv, timeout=args.probe_timeout)
+    return [] if ok else [f"{label} ({ip}): {detail}"]
+
+
+def _settle(args) -> None:
+    if not (args.probe_from and args.probe_to):
+        raise ValueError("calico needs --probe-from NS/POD and --probe-to NS/POD[:PORT] (pod-to-pod check)")
+    args.probe_source = parse_ns_name(args.probe_from)
+    args.probe_target = parse_pod_target(args.probe_to)
+    port = args.probe_target[2]
+    check_probe_template(args.probe_cmd if port else args.ping_cmd, needs_port=port is not None)
+
+
+GATE = AddonGate(
+    check=check_calico, summary="; tigerastatus Available, pod-to-pod probe ok", settle=_settle,
+    flags=(GateFlag("--probe-from", None, {"metavar": "NS/POD", "help": "pod to run the probe in (required for calico)"}),
+           GateFlag("--probe-to", None, {"metavar": "NS/POD[:PORT]", "help": "pod whose IP must be reachable (required for calico)"}),
+           GateFlag("--probe-cmd", DEFAULT_PROBE_CMD, {"help": f"probe with a port, no shell (default {DEFAULT_PROBE_CMD!r})"}),
+           GateFlag("--ping-cmd", DEFAULT_PING_CMD, {"help": f"probe without a port (default {DEFAULT_PING_CMD!r})"}),
+           GateFlag("--probe-timeout", 30.0, {"type": float, "help": "seconds for one kubectl exec (default 30)"})),
+)
+
+
 SPEC = AddonSpec(
     name="calico", chart="tigera-operator", repo="https://docs.tigera.io/calico/charts",
     namespace="tigera-operator", release="calico", image_repository=None,
@@ -75,4 +137,5 @@ SPEC = AddonSpec(
     workload_namespace=lambda ns, values: "calico-system",
     values=_values, check=_check, requires=_requires,
     crds={v: CrdBundle(CRD_URL.format(version=v), sha) for v, sha in CRD_SHA256.items()},
+    gate=GATE,
 )

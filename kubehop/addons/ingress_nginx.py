@@ -8,7 +8,9 @@ strict path types and removes global rate limiting and Lua plugins
 Names: `helm create` fullname, controller `<fullname>-controller`
 (templates/_helpers.tpl at controller-v1.11.8).
 """
-from kubehop.addons.base import AddonSpec, Breaking, ChartPin, Line, fullname
+from kubehop.addons.base import AddonGate, AddonSpec, Breaking, ChartPin, GateFlag, Line, fullname
+from kubehop.gates.http_check import look, parse_url_check
+from kubehop.gates.kube import Kubectl, KubectlError
 
 PINS = {"1.26": ("4.11.8", "v1.11.8"), "1.27": ("4.11.8", "v1.11.8"), "1.28": ("4.12.8", "v1.12.8"),
         "1.29": ("4.13.9", "v1.13.9"), "1.30": ("4.14.5", "v1.14.5"), "1.31": ("4.15.1", "v1.15.1"),
@@ -32,6 +34,43 @@ def _check(cfg, addon, release, values, pin):
     return args
 
 
+
+# --- the addon-check gate's part (python -m kubehop gate addon-check --addon ...) ----------
+
+
+def lb_address(svc: dict) -> str | None:
+    for entry in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        if isinstance(entry, dict) and (entry.get("hostname") or entry.get("ip")):
+            return entry.get("hostname") or entry.get("ip")
+    return None
+
+
+def check_ingress_nginx(k: Kubectl, args, pods: list[dict]) -> list[str]:
+    label = f"service {args.namespace}/{args.service}"
+    try:
+        svc = k.get("services", args.service, kind="Service", namespace=args.namespace)
+    except KubectlError as exc:
+        return [f"{label}: {exc}"]
+    kind = (svc.get("spec") or {}).get("type")
+    if kind != "LoadBalancer":
+        return [f"{label}: type {kind}, not LoadBalancer"]
+    if not lb_address(svc):
+        return [f"{label}: LoadBalancer has no status.loadBalancer.ingress address"]
+    if args.url:
+        verdict = look(args.url, timeout=10, verify=True, follow_redirects=False)
+        if not verdict.ok:
+            return [f"ingress URLs: {verdict.detail}"]
+    return []
+
+
+GATE = AddonGate(
+    check=check_ingress_nginx, summary="; controller LoadBalancer has an address",
+    flags=(GateFlag("--service", "ingress-nginx-controller", {"help": "controller Service name (default ingress-nginx-controller)"}),
+           GateFlag("--url", [], {"action": "append", "type": parse_url_check, "metavar": "NAME=URL=STATUS[,STATUS]",
+                                  "help": "a URL served through the ingress (Grafana, Loki, Jumpserver) and the status it must answer; repeatable"})),
+)
+
+
 SPEC = AddonSpec(
     name="ingress-nginx", chart="ingress-nginx", repo="https://kubernetes.github.io/ingress-nginx",
     namespace="ingress-nginx", release="ingress-nginx", image_repository=None,
@@ -48,4 +87,5 @@ SPEC = AddonSpec(
     breaking=(Breaking("4.12.0", "ingress-1.12",
                        "v1.12 validates annotations (snippets refused), enforces strict path types, drops global rate limits and Lua plugins"),),
     warning="ingress-nginx is retired upstream (kubernetes.io, 2025-11-11): no releases or security fixes after March 2026; plan a move to another controller",
+    gate=GATE,
 )

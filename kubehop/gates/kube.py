@@ -515,3 +515,14 @@ def name_list(names: Iterable[str], limit: int = MAX_NAMED) -> str:
     names = list(names)
     shown = "; ".join(names[:limit])
     return shown + (f"; ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def pods_started(pods: list[dict]) -> datetime | None:
+    """When the newest running container of these pods started."""
+    starts = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+            if started:
+                starts.append(parse_time(started))
+    return max(starts) if starts else None
