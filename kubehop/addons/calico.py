@@ -1,5 +1,11 @@
 """Calico through the tigera-operator chart (chart version = Calico tag).
 
+Helm installs a chart's crds/ on install only and never upgrades them ("There is no
+support at this time for upgrading or deleting CRDs using Helm",
+helm.sh/docs/chart_best_practices/custom_resource_definitions/; helm/helm
+pkg/action/install.go installs crds/, upgrade.go has no CRD step), and the
+tigera-operator chart keeps its CRDs there: hence the CRD step.
+
 Compatibility: each release's "Kubernetes tested" range (docs.tigera.io system
 requirements per release, version-facts.md). Upgrade procedure (tigera/docs
 operations/upgrading/kubernetes-upgrade, 3.28-3.30): server-side apply the
