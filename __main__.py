@@ -69,7 +69,7 @@ async def main() -> dict:
     addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last, adopting=adopting))
 
     amis: dict[str, pulumi.Input[str]] = dict(current.amis)
-    rolled: list[pulumi.Resource] = []
+    rolled_by: dict[str, pulumi.Resource] = {}
     images: dict[str, NodeImage] = {}
     if cfg.node_pools:
         roles = sorted({p.role for p in cfg.node_pools})
@@ -89,22 +89,30 @@ async def main() -> dict:
             join_token_ttl_hours(cfg.node_pools, cfg.control_plane.join_token_ttl_hours),
             triggers=[str(hop.workers), *[amis[role] for role in roles]],
             after=[control_plane.last]))
-        ready: list[pulumi.Resource] = [control_plane.last, *addons.checks.values(), *drainer.ready, join.step]
-        rolled_by: dict[str, pulumi.Resource] = {}
+        # the join token waits for the control plane's last step; every wave waits for the one before
+        ready: list[pulumi.Resource] = [*addons.checks.values(), *drainer.ready, join.step]
         waits = waves.waits_for(cfg.node_pools, cfg.rollout)
         for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
+            # only the nearest steps: a pool after a wave waits for `ready` through that wave's
+            # rollout waits, because the SDK sends a resource's registration only once every
+            # depends_on URN has resolved (pulumi/runtime/resource.py prepare_resource awaits
+            # _resolve_depends_on_urns), so listing `ready` again adds edges, not order. Each edge
+            # costs a walk of its target's dependencies (pulumi/runtime/resource_cycle_breaker.py
+            # _reachable): repeated per pool, that walk made the plan grow faster than the cluster.
+            after = [rolled_by[name] for name in waits[pool.name]] or ready
             on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
             node_pool = NodePool(pool.name, NodePoolArgs(
                 pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
                 cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
                 cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
-                after=ready + [rolled_by[name] for name in waits[pool.name]], adopting=adopting), opts=in_region)
+                after=after, adopting=adopting), opts=in_region)
             rolled_by[pool.name] = node_pool.rolled
-            rolled.append(node_pool.rolled)
             records[f"rollout:{pool.role}:{pool.name}"] = node_pool.rolled
 
+    # the last wave and the last database pool stand for every pool (they waited for the others)
+    last_pools = [rolled_by[name] for name in waves.finishing(cfg.node_pools, cfg.rollout)]
     verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
-                                                                 after=[control_plane.last, *addons.last, *rolled]))
+                                                                 after=[control_plane.last, *addons.last, *last_pools]))
     records["nodes"] = verification.nodes
     records.update({f"verify:{step._name}": step for step in verification.steps})
 

@@ -91,7 +91,8 @@ class NodePoolArgs:
     """While the pool still runs its adopted AMI, the group keeps the launch
     template it was imported with; it moves to kubehop's on its first rollout."""
     after: list[pulumi.Resource] = field(default_factory=list)
-    """The stage's last control-plane step and addon checks (and the previous pool)."""
+    """What the pool waits for: the stage's addon checks, drainer and join token, or the
+    previous wave's rollout waits (which waited for those)."""
     adopting: bool = False
     """The adoption run: the group is imported, declaring only what the import reads back."""
 
@@ -106,6 +107,13 @@ class NodePool(pulumi.ComponentResource):
         # the cluster tag tells the cloud-controller-manager which instances are this cluster's
         tags = {f"kubernetes.io/cluster/{args.cluster}": "owned", "kubehop:cluster": args.cluster,
                 "kubehop:pool": pool.name, "kubehop:kubernetes-version": str(args.kubelet_version)}
+        hook = aws.autoscaling.LifecycleHook(
+            f"{pool.name}-drain-hook",
+            autoscaling_group_name=pool.asg_name,
+            lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+            heartbeat_timeout=args.drain_timeout_seconds + 120,
+            default_result="CONTINUE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))  # the drainer runs first
         template = aws.ec2.LaunchTemplate(
             f"{pool.name}-launch-template",
             name=f"kubehop-{args.cluster}-{pool.name}",
@@ -124,16 +132,12 @@ class NodePool(pulumi.ComponentResource):
             update_default_version=True,
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
                                 for kind in ("instance", "volume")],
-            # a new kubelet must never be launchable before the control plane is at its version;
+            # a new kubelet must never be launchable before the control plane is at its version: the
+            # template waits for `after` through the hook (the SDK registers a resource only once each
+            # depends_on URN resolved: pulumi/runtime/resource.py prepare_resource);
             # retained: the adopted group keeps pointing at it after `pulumi destroy`
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), retain_on_delete=True))
-        hook = aws.autoscaling.LifecycleHook(
-            f"{pool.name}-drain-hook",
-            autoscaling_group_name=pool.asg_name,
-            lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
-            heartbeat_timeout=args.drain_timeout_seconds + 120,
-            default_result="CONTINUE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))  # the drainer runs first
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hook], retain_on_delete=True))
+        # the group waits for `after` through the hook, like the template
         if args.adopted_template is not None:
             template_id, version = pulumi.Output.from_input(args.adopted_template.id), pulumi.Output.from_input(args.adopted_template.version)
         else:
@@ -150,7 +154,7 @@ class NodePool(pulumi.ComponentResource):
             instance_refresh=None if args.adopting else aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling", preferences=refresh_preferences(pool)),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[hook, *args.after], import_=pool.asg_name if args.adopting else None,
+                parent=self, depends_on=[hook], import_=pool.asg_name if args.adopting else None,
                 retain_on_delete=True, ignore_changes=UNMANAGED_GROUP_FIELDS))
         self.rolled = gate_step(
             f"{pool.name}-rollout-wait", gate="rollout",

@@ -52,3 +52,10 @@ def waits_for(pools: list[NodePool], rollout: Rollout) -> dict[str, list[str]]:
         out[pool.name] = list(last_database)
         last_database = [pool.name]
     return out
+
+
+def finishing(pools: list[NodePool], rollout: Rollout) -> list[str]:
+    """The pools no other pool waits for (the last wave, the last database
+    pool): once they are done, every pool is."""
+    waited = {name for names in waits_for(pools, rollout).values() for name in names}
+    return [p.name for p in pools if p.name not in waited]
