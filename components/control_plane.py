@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.steps import SshTarget, remote_step
-from kubehop import catalog
+from kubehop import catalog, record
 from kubehop.kubeadm_upgrade import addons_upgraded_by
 from kubehop.config import ControlPlane as ControlPlaneConfig
 from kubehop.hops import Hop
@@ -48,10 +48,14 @@ class ControlPlane(pulumi.ComponentResource):
         snapshot = remote_step(
             f"{first.name}-etcd-snapshot", target=args.targets[first.name],
             script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self, depends_on=args.after,
-            env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": f"before-{version}",
+            env={**common, "KUBEHOP_NODE": first.name,
                  "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
                  "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,
-                 **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {})})
+                 **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {}),
+                 **({"KUBEHOP_SNAPSHOT_KMS_KEY_ID": cfg.etcd.s3_kms_key_id} if cfg.etcd.s3_kms_key_id else {})})
+        # The snapshot this hop's run took (path, revision, keys, S3 copy), from the
+        # record line the step prints last: exported as the stack's etcdSnapshot.
+        self.snapshot = snapshot.stdout.apply(record.snapshot)
 
         previous: pulumi.Resource = snapshot
         for index, node in enumerate(cfg.nodes):
@@ -59,7 +63,7 @@ class ControlPlane(pulumi.ComponentResource):
             previous = self._node_steps(node.name, index, args, common, triggers, [previous, staged])
         self.last = previous
         self.version = pulumi.Output.from_input(version)
-        self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})
+        self.register_outputs({"version": self.version, "snapshot": self.snapshot})
 
     def _node_steps(self, node: str, index: int, args: ControlPlaneArgs, common: dict[str, str],
                     triggers: list[str], after: list[pulumi.Resource]) -> pulumi.Resource:

@@ -26,6 +26,8 @@ NS = "kubehop"
 SECRET_KEYS = ("sshPrivateKey", "kubeconfig", "siblingKubeconfig", "trafficToken", "mysqlPassword")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KMS_KEY_RE = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]+|"
+                         r"arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]+))$")
 _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 # DNS-1123 label (namespaces) and subdomain (object names), as the API server
 # validates them: k8s.io/apimachinery pkg/util/validation/validation.go
@@ -225,13 +227,31 @@ class Etcd(Model):
     snapshot_dir: str = Field("/var/backups/kubehop/etcd", alias="snapshotDir")
     keep: int = Field(5, ge=1, le=100)
     s3_uri: str | None = Field(None, alias="s3Uri")
+    s3_kms_key_id: str | None = Field(None, alias="s3KmsKeyId")
+    """Encrypt the S3 copy with this KMS key (`aws s3 cp --sse aws:kms --sse-kms-key-id`)."""
     endpoints: str = "https://127.0.0.1:2379"
+
+    @field_validator("s3_kms_key_id")
+    @classmethod
+    def _kms(cls, v: str | None) -> str | None:
+        # The forms `--sse-kms-key-id` takes: key id, multi-Region key id, alias, key or alias ARN
+        # (AWS CLI `s3 cp` reference; KMS developer guide, key identifiers).
+        if v is not None and not _KMS_KEY_RE.match(v):
+            raise ValueError("is not a KMS key id, key ARN, alias/NAME or alias ARN|use e.g. alias/etcd-backups or "
+                             "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        return v
+
+    @model_validator(mode="after")
+    def _kms_needs_s3(self) -> "Etcd":
+        if self.s3_kms_key_id and not self.s3_uri:
+            raise ValueError("s3KmsKeyId is set but s3Uri is not|set etcd.s3Uri (the copy it encrypts) or remove s3KmsKeyId")
+        return self
 
     @field_validator("s3_uri")
     @classmethod
     def _s3(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
-            raise ValueError("is not an S3 URI|use s3://bucket/prefix or remove the key")
+        if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$", v):
+            raise ValueError("is not an S3 URI (letters, digits, '.', '_', '-' and '/' in the prefix)|use s3://bucket/prefix or remove the key")
         return v
 
     @field_validator("endpoints")

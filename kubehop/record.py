@@ -59,6 +59,16 @@ def adopted_state(cfg: Any) -> dict[str, Any]:
             "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}}
 
 
+def snapshot(stdout: str | None) -> dict[str, str] | None:
+    """What the etcd-snapshot step recorded (components/scripts/control_plane/
+    etcd_snapshot.sh): the snapshot's path, revision, key count and S3 copy ("" if
+    none), or None when its stdout holds no such record."""
+    parsed = parse(stdout)
+    if parsed is None or parsed[0] != "etcd-snapshot":
+        return None
+    return {name: arg(parsed[1], f"--{name}") or "" for name in ("path", "revision", "keys", "s3")}
+
+
 def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None],
                    built: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """The state to record: the previous one, moved only by what ran.

@@ -7,7 +7,7 @@ for kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl, curl, gpg and aws,
 plus symlinks to the few real utilities the scripts may use (openssl among them:
 join_token.sh hashes a real CA certificate made here). A tool the scripts
 should not call is simply not there. etcd_snapshot.sh runs against real etcd
-servers (plain http and mutual TLS) started on free 127.0.0.1 ports.
+servers: tests/test_cp_snapshot.py.
 
 For every script: the first run acts (exact commands), the second is a no-op
 that says "skipping", an injected failure stops it with a clear message and a
@@ -15,13 +15,10 @@ non-zero exit, and missing required input exits 2 naming the variable.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
-import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -395,11 +392,10 @@ def test_each_step_is_sent_after_lib_and_other_scripts_alone():
 
 
 REQUIRED = {
-    "etcd_snapshot.sh": ("KUBEHOP_NODE", "KUBEHOP_HOP"),
     "package_repo.sh": ("KUBEHOP_NODE", "KUBEHOP_REPO_URL", "KUBEHOP_REPO_KEY_URL"),
     "join_token.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION"),
     **{name: ("KUBEHOP_NODE", "KUBEHOP_VERSION") for name in SCRIPT_NAMES
-       if name not in ("etcd_snapshot.sh", "package_repo.sh", "join_token.sh")},
+       if name not in ("package_repo.sh", "join_token.sh")},
 }
 
 
@@ -441,10 +437,13 @@ def test_a_step_run_from_its_file_does_its_work(rig: Rig):
      "is not the repo of KUBEHOP_MINOR=1.27"),
     ("package_repo.sh", {"KUBEHOP_REPO_URL": "http://pkgs.k8s.io/core:/stable:/v1.27/deb/",
                          "KUBEHOP_REPO_KEY_URL": KEY_URL}, "KUBEHOP_REPO_URL must be an https:// URL"),
-    ("etcd_snapshot.sh", {"KUBEHOP_HOP": "../../etc/passwd"}, "KUBEHOP_HOP may hold only"),
-    ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "ETCDCTL_ENDPOINTS": "https://10.0.0.1:2379,https://10.0.0.2:2379"},
+    ("etcd_snapshot.sh", {"KUBEHOP_SNAPSHOT_DIR": "/var/backups/../../etc"}, "KUBEHOP_SNAPSHOT_DIR must be"),
+    ("etcd_snapshot.sh", {"ETCDCTL_ENDPOINTS": "https://10.0.0.1:2379,https://10.0.0.2:2379"},
      "ETCDCTL_ENDPOINTS must be exactly one"),
-    ("etcd_snapshot.sh", {"KUBEHOP_HOP": HOP, "KUBEHOP_SNAPSHOT_KEEP": "0"}, "KUBEHOP_SNAPSHOT_KEEP must be"),
+    ("etcd_snapshot.sh", {"KUBEHOP_SNAPSHOT_KMS_KEY_ID": "alias/backups"}, "KUBEHOP_SNAPSHOT_KMS_KEY_ID is set but"),
+    ("etcd_snapshot.sh", {"KUBEHOP_SNAPSHOT_S3_URI": "s3://bkt/x", "KUBEHOP_SNAPSHOT_KMS_KEY_ID": "k; rm -rf /"},
+     "KUBEHOP_SNAPSHOT_KMS_KEY_ID must be"),
+    ("etcd_snapshot.sh", {"KUBEHOP_SNAPSHOT_KEEP": "0"}, "KUBEHOP_SNAPSHOT_KEEP must be"),
     ("join_token.sh", {"KUBEHOP_CLUSTER": "prod/b", "KUBEHOP_REGION": "eu-west-1"}, "KUBEHOP_CLUSTER must be"),
     ("join_token.sh", {"KUBEHOP_CLUSTER": "prod-b", "KUBEHOP_REGION": "Ireland"}, "KUBEHOP_REGION must be an AWS region"),
     *[("join_token.sh", {**{"KUBEHOP_CLUSTER": "prod-b", "KUBEHOP_REGION": "eu-west-1"}, "KUBEHOP_TOKEN_TTL": ttl},
@@ -892,242 +891,3 @@ def test_join_token_refuses_a_kubeconfig_server_that_is_not_https(rig: Rig):
 
 
 # Whole stages of every master: tests/test_cp_kubeadm_minor.py (the plan's steps, real kubectl).
-
-
-# --------------------------------------------------------------------------- etcd_snapshot.sh (real etcd)
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Etcd:
-    endpoint: str
-    keys: int
-    pki: Path | None = None
-
-
-def real_etcd_binaries() -> tuple[str, str]:
-    etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
-    assert etcd and etcdctl, "etcd and etcdctl are required for these tests (Debian: etcd-server, etcd-client)"
-    return etcd, etcdctl
-
-
-def start_etcd(workdir: Path, tls: Path | None = None):
-    etcd, etcdctl = real_etcd_binaries()
-    client, peer = free_port(), free_port()
-    scheme = "https" if tls else "http"
-    endpoint = f"{scheme}://127.0.0.1:{client}"
-    args = [etcd, "--name", "cp-test", "--data-dir", str(workdir / "data"),
-            "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"cp-test=http://127.0.0.1:{peer}", "--log-level", "error"]
-    client_flags: list[str] = []
-    if tls:
-        args += ["--client-cert-auth", "--trusted-ca-file", str(tls / "ca.crt"),
-                 "--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key")]
-        client_flags = [f"--cacert={tls / 'ca.crt'}", f"--cert={tls / 'server.crt'}", f"--key={tls / 'server.key'}"]
-    log = open(workdir / "etcd.log", "wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    env = {**os.environ, "ETCDCTL_API": "3"}
-    ctl = [etcdctl, f"--endpoints={endpoint}", *client_flags]
-    deadline = time.monotonic() + 15
-    while True:
-        ok = subprocess.run([*ctl, "--command-timeout=1s", "endpoint", "health"], capture_output=True, env=env)
-        if ok.returncode == 0:
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"etcd did not start: {(workdir / 'etcd.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    for i in range(5):
-        subprocess.run([*ctl, "put", f"/registry/test/k{i}", f"value-{i}"], check=True, capture_output=True, env=env)
-    return proc, log, Etcd(endpoint, 5, tls)
-
-
-def stop_etcd(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def etcd_plain(tmp_path_factory):
-    proc, log, etcd = start_etcd(tmp_path_factory.mktemp("etcd-plain"))
-    yield etcd
-    stop_etcd(proc, log)
-
-
-def make_pki(pki: Path) -> None:
-    """A CA and one cert used by etcd as server and by etcdctl as client (like kubeadm's server.crt)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    pem = serialization.Encoding.PEM
-
-    def key_pem(key) -> bytes:
-        return key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "master0")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pki.mkdir(parents=True, exist_ok=True)
-    (pki / "ca.crt").write_bytes(ca.public_bytes(pem))
-    (pki / "server.crt").write_bytes(cert.public_bytes(pem))
-    (pki / "server.key").write_bytes(key_pem(key))
-    (pki / "server.key").chmod(0o600)
-
-
-@pytest.fixture(scope="module")
-def etcd_tls(tmp_path_factory):
-    work = tmp_path_factory.mktemp("etcd-tls")
-    make_pki(work / "pki")
-    proc, log, etcd = start_etcd(work, tls=work / "pki")
-    yield etcd
-    stop_etcd(proc, log)
-
-
-def snapshot_env(etcd: Etcd, **extra: str) -> dict[str, str]:
-    env = {"KUBEHOP_HOP": HOP, "ETCDCTL_ENDPOINTS": etcd.endpoint, "KUBEHOP_ETCD_HEALTH_TIMEOUT": "3",
-           "KUBEHOP_SNAPSHOT_TIMEOUT": "20"}
-    if etcd.pki is None:
-        env["KUBEHOP_ETCD_INSECURE"] = "1"
-    env.update(extra)
-    return env
-
-
-def snapshot_keys(path: Path) -> int:
-    _, etcdctl = real_etcd_binaries()
-    out = subprocess.run([etcdctl, "snapshot", "status", "-w", "json", str(path)], capture_output=True, text=True,
-                         env={**os.environ, "ETCDCTL_API": "3"}, check=True).stdout
-    return json.loads(out)["totalKey"]
-
-
-def test_etcd_snapshot_saves_verified_file_then_skips(rig: Rig, etcd_plain: Etcd):
-    snapdir = rig.root / "var/backups/kubehop/etcd"  # the default, under KUBEHOP_ROOT
-    first = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
-    assert first.rc == 0, first.err
-    final = snapdir / f"etcd-{HOP}.db"
-    part = snapdir / f".etcd-{HOP}.db.part"
-    assert first.commands == [
-        f"etcdctl --endpoints={etcd_plain.endpoint} --dial-timeout=5s --command-timeout=3s endpoint health",
-        f"etcdctl --endpoints={etcd_plain.endpoint} snapshot save {part}",
-        f"etcdctl snapshot status -w json {part}"]
-    assert snapshot_keys(final) > 0
-    assert stat.S_IMODE(final.stat().st_mode) == 0o600
-    assert sorted(p.name for p in snapdir.iterdir()) == [final.name]
-    assert f"saved {final} (" in first.out and "keys, revision" in first.out
-
-    second = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
-    assert skipped(second, "etcd-snapshot") and f"{final} verifies:" in second.out
-    assert second.commands == [f"etcdctl snapshot status -w json {final}"]
-
-
-def test_etcd_snapshot_replaces_a_corrupt_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
-    snapdir = tmp_path / "snaps"
-    snapdir.mkdir()
-    (snapdir / f"etcd-{HOP}.db").write_bytes(b"not a bolt database")
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
-    assert result.rc == 0, result.err
-    assert "does not verify" in result.out and snapshot_keys(snapdir / f"etcd-{HOP}.db") > 0
-
-
-def test_etcd_snapshot_prunes_to_keep_newest(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
-    snapdir = tmp_path / "snaps"
-    snapdir.mkdir()
-    now = time.time()
-    for age, name in enumerate(["etcd-1.25.16-to-1.26.15.db", "etcd-1.24.17-to-1.25.16.db", "etcd-1.23.17-to-1.24.17.db",
-                                "etcd-1.22.17-to-1.23.17.db"], start=1):
-        (snapdir / name).write_bytes(b"old")
-        os.utime(snapdir / name, (now - age * 86400, now - age * 86400))
-    (snapdir / "notes.txt").write_text("not a snapshot")
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
-                                                        KUBEHOP_SNAPSHOT_KEEP="2"))
-    assert result.rc == 0, result.err
-    assert sorted(p.name for p in snapdir.iterdir()) == sorted(
-        [f"etcd-{HOP}.db", "etcd-1.25.16-to-1.26.15.db", "notes.txt"])
-    assert result.out.count("pruned old snapshot") == 3
-
-
-def test_etcd_snapshot_uploads_to_s3_once(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
-    snapdir = tmp_path / "snaps"
-    env = snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir), KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop/")
-    dest = f"s3://backups/kubehop/etcd-{HOP}.db"
-    first = rig.run("etcd_snapshot.sh", **env)
-    assert first.rc == 0, first.err
-    assert [c for c in first.commands if c.startswith("aws")] == [
-        f"aws s3 ls {dest}", f"aws s3 cp --only-show-errors {snapdir}/etcd-{HOP}.db {dest}"]
-    assert rig.state()["s3"] == {dest: (snapdir / f"etcd-{HOP}.db").stat().st_size}
-    second = rig.run("etcd_snapshot.sh", **env)
-    assert skipped(second, "etcd-snapshot") and f"{dest} already holds it" in second.out
-    assert second.mutating == [] and f"aws s3 ls {dest}" in second.commands
-
-
-def test_etcd_snapshot_upload_failure_keeps_local_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
-    snapdir = tmp_path / "snaps"
-    rig.fail("aws", "s3 cp", rc=1, stderr="upload failed: An error occurred (AccessDenied) when calling the PutObject operation")
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
-                                                        KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop"))
-    assert result.rc == 1 and "AccessDenied" in result.err and "the local snapshot is kept" in result.err
-    assert (snapdir / f"etcd-{HOP}.db").exists()
-
-
-def test_etcd_snapshot_dead_endpoint_fails_and_writes_nothing(rig: Rig, tmp_path: Path):
-    snapdir = tmp_path / "snaps"
-    dead = Etcd(f"http://127.0.0.1:{free_port()}", 0)
-    started = time.monotonic()
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(dead, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
-                                                        KUBEHOP_ETCD_HEALTH_TIMEOUT="1"))
-    assert time.monotonic() - started < 15
-    assert result.rc == 1
-    assert f"FAILED: etcd at {dead.endpoint} is not reachable or not healthy" in result.err
-    assert "no snapshot was written" in result.err
-    assert list(snapdir.iterdir()) == []
-
-
-def test_etcd_snapshot_over_tls_with_kubeadm_default_paths(rig: Rig, etcd_tls: Etcd):
-    pki = rig.root / "etc/kubernetes/pki/etcd"  # kubeadm's layout, under KUBEHOP_ROOT
-    pki.mkdir(parents=True)
-    for name in ("ca.crt", "server.crt", "server.key"):
-        shutil.copy2(etcd_tls.pki / name, pki / name)
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_tls))
-    assert result.rc == 0, result.err
-    assert snapshot_keys(rig.root / f"var/backups/kubehop/etcd/etcd-{HOP}.db") > 0
-    save = next(c for c in result.calls if "save" in c["argv"])
-    assert save["argv"][:4] == [f"--endpoints={etcd_tls.endpoint}", f"--cacert={pki}/ca.crt",
-                                f"--cert={pki}/server.crt", f"--key={pki}/server.key"]
-    key_body = (pki / "server.key").read_text().splitlines()[1]
-    assert all(key_body not in " ".join(c["argv"]) for c in result.calls)
-
-
-def test_etcd_snapshot_missing_certificates_fail_clearly(rig: Rig, etcd_tls: Etcd):
-    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_tls))
-    assert result.rc == 1
-    assert f"FAILED: cannot read {rig.root}/etc/kubernetes/pki/etcd/ca.crt" in result.err
-    assert result.calls == []

@@ -592,7 +592,7 @@ def aws(state: dict) -> None:
             print(f"2026-11-26 14:00:00 {size:>10} {key.rsplit('/', 1)[1]}")
         return
     if words[:2] == ["s3", "cp"]:
-        src, dst = words[2], words[3]
+        src, dst = words[-2], words[-1]  # after the option values (--sse aws:kms --sse-kms-key-id KEY)
         state["s3"][dst] = os.path.getsize(src)
         save(state)
         if "--only-show-errors" not in ARGV:
