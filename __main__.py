@@ -127,7 +127,8 @@ async def main() -> dict:
     # failed, targeted or refreshed run never records a hop that did not happen.
     records.update({f"addon:{name}": check for name, check in addons.checks.items()})
     built = {role: image.built_version for role, image in images.items()}
-    return {state.OUTPUT: state.recorded(previous, records, built), "cluster": cfg.cluster.name, "hop": hop.name}
+    return {state.OUTPUT: state.recorded(previous, records, built), "cluster": cfg.cluster.name, "hop": hop.name,
+            "etcdSnapshot": control_plane.snapshot}
 
 
 pulumi.run(main)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.steps import SshTarget, remote_step
-from kubehop import catalog
+from kubehop import catalog, record
 from kubehop.kubeadm_upgrade import addons_upgraded_by
 from kubehop.config import ControlPlane as ControlPlaneConfig
 from kubehop.hops import Hop
@@ -51,7 +51,8 @@ class ControlPlane(pulumi.ComponentResource):
             env={**common, "KUBEHOP_NODE": first.name, "KUBEHOP_HOP": f"before-{version}",
                  "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
                  "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,
-                 **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {})})
+                 **({"KUBEHOP_SNAPSHOT_S3_URI": cfg.etcd.s3_uri} if cfg.etcd.s3_uri else {}),
+                 **({"KUBEHOP_SNAPSHOT_S3_KMS_KEY": cfg.etcd.s3_kms_key} if cfg.etcd.s3_kms_key else {})})
 
         previous: pulumi.Resource = snapshot
         for index, node in enumerate(cfg.nodes):
@@ -59,7 +60,9 @@ class ControlPlane(pulumi.ComponentResource):
             previous = self._node_steps(node.name, index, args, common, triggers, [previous, staged])
         self.last = previous
         self.version = pulumi.Output.from_input(version)
-        self.register_outputs({"version": self.version, "snapshot": snapshot.stdout})
+        self.snapshot = snapshot.stdout.apply(record.snapshot)
+        """{path, revision, keys} of the snapshot this hop's etcd-snapshot step took."""
+        self.register_outputs({"version": self.version, "snapshot": self.snapshot})
 
     def _node_steps(self, node: str, index: int, args: ControlPlaneArgs, common: dict[str, str],
                     triggers: list[str], after: list[pulumi.Resource]) -> pulumi.Resource:

@@ -216,8 +216,11 @@ class Node(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError("must be the Kubernetes node name (lowercase, digits, '-')|use the name `kubectl get nodes` shows")
+        # Node names are DNS-1123 subdomains (apimachinery ValidateNodeName = NameIsDNSSubdomain), e.g.
+        # ip-10-42-1-10.us-west-2.compute.internal, what AWS clusters with the cloud controller have.
+        if not _DNS_SUBDOMAIN_RE.match(v):
+            raise ValueError("must be the Kubernetes node name, a DNS-1123 subdomain (lowercase letters, digits, '-' "
+                             "and '.', at most 253 characters)|use the name `kubectl get nodes` shows")
         return v
 
 
@@ -225,6 +228,8 @@ class Etcd(Model):
     snapshot_dir: str = Field("/var/backups/kubehop/etcd", alias="snapshotDir")
     keep: int = Field(5, ge=1, le=100)
     s3_uri: str | None = Field(None, alias="s3Uri")
+    s3_kms_key: str | None = Field(None, alias="s3KmsKey")
+    """SSE-KMS key for the S3 copy (`aws s3 cp --sse aws:kms --sse-kms-key-id`)."""
     endpoints: str = "https://127.0.0.1:2379"
 
     @field_validator("s3_uri")
@@ -233,6 +238,22 @@ class Etcd(Model):
         if v is not None and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
             raise ValueError("is not an S3 URI|use s3://bucket/prefix or remove the key")
         return v
+
+    @field_validator("s3_kms_key")
+    @classmethod
+    def _kms(cls, v: str | None) -> str | None:
+        # The forms --sse-kms-key-id accepts (AWS KMS key identifiers: key id, key ARN, alias name, alias ARN).
+        if v is not None and not re.match(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|"
+                                          r"alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                          r"[0-9a-f]{12}|mrk-[0-9a-f]{32})$", v):
+            raise ValueError("is not a KMS key id, key ARN, alias/<name> or alias ARN|use e.g. alias/kubehop-backups")
+        return v
+
+    @model_validator(mode="after")
+    def _kms_needs_bucket(self) -> "Etcd":
+        if self.s3_kms_key and not self.s3_uri:
+            raise ValueError("s3KmsKey encrypts the S3 copy, but s3Uri is not set|set controlPlane.etcd.s3Uri or remove s3KmsKey")
+        return self
 
     @field_validator("endpoints")
     @classmethod

@@ -108,3 +108,20 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
         if version:
             state["imageVersion"] = version
     return state
+
+
+SNAPSHOT_PREFIX = "kubehop-snapshot "
+
+
+def snapshot(stdout: str | None) -> dict[str, Any] | None:
+    """The etcd snapshot a run of etcd_snapshot.sh took: {path, revision, keys}, or None.
+
+    The script's last stdout line is `kubehop-snapshot path=<file> revision=<R> keys=<N>`;
+    exported as `etcdSnapshot` so the way back (README: recovery) names the exact file.
+    """
+    for text in reversed((stdout or "").splitlines()):
+        if text.startswith(SNAPSHOT_PREFIX):
+            fields = dict(part.split("=", 1) for part in text[len(SNAPSHOT_PREFIX):].split() if "=" in part)
+            if {"path", "revision", "keys"} <= fields.keys() and fields["revision"].isdigit() and fields["keys"].isdigit():
+                return {"path": fields["path"], "revision": int(fields["revision"]), "keys": int(fields["keys"])}
+    return None

@@ -55,7 +55,7 @@ UNCORDON = ('kubectl patch node master0 --type=merge -p '
             '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}')
 KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
-STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl")
+STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl", "crictl")
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
@@ -73,7 +73,8 @@ LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
 MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
             ("kubeadm", r"^upgrade (apply|node)\b"), ("kubeadm", r"^token (create|delete)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
             ("systemctl", r"\b(restart|daemon-reload|start|stop)\b"), ("curl", ""), ("gpg", ""),
-            ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"))
+            ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"),
+            ("crictl", r"^exec .*snapshot save"))
 # Secrets in an argv: keys, passwords, a token handed over as --token/token=, a value shaped like a
 # kubeadm bootstrap token (abcdef.0123456789abcdef) anywhere, an AWS access key id. The word "token"
 # alone is not one: `kubeadm token create` and the parameter /kubehop/<cluster>/join-token are names.
@@ -173,6 +174,7 @@ class Rig:
             "ready_after_restart": 1,
             "drain": "ok",
             "s3": {},
+            "etcd_container": None,  # crictl's id of the running etcd static pod container, when it is one
             "api_server": "https://10.0.0.10:6443",  # the server of the kubeconfig (kubectl config view)
             "tokens": [],  # kubeadm bootstrap tokens
             "ssm": {},  # SSM parameters: name -> {"Value", "Type", "Version"}
@@ -347,7 +349,9 @@ def test_script_shape(name: str):
     undocumented = sorted(v for v in used if v not in "\n".join(header))
     assert not undocumented, f"{name} reads {undocumented} without documenting them in its header"
     # Every /etc or /var path can be moved under KUBEHOP_ROOT.
-    allowed = ("/etc/kubernetes/admin.conf}", "host_keyring=/etc/apt/keyrings/", "/etc/kubernetes/tmp")
+    # SAVE_AS is a path inside the etcd container (its own /var/lib/etcd), not the host's.
+    allowed = ("/etc/kubernetes/admin.conf}", "host_keyring=/etc/apt/keyrings/", "/etc/kubernetes/tmp",
+               "SAVE_AS=/var/lib/etcd/")
     for number, line in enumerate(code.splitlines(), len(header) + 2):
         if line.lstrip().startswith("#") or any(a in line for a in allowed):
             continue
@@ -914,7 +918,7 @@ def real_etcd_binaries() -> tuple[str, str]:
     return etcd, etcdctl
 
 
-def start_etcd(workdir: Path, tls: Path | None = None):
+def start_etcd(workdir: Path, tls: Path | None = None, keys: int = 5):
     etcd, etcdctl = real_etcd_binaries()
     client, peer = free_port(), free_port()
     scheme = "https" if tls else "http"
@@ -942,9 +946,9 @@ def start_etcd(workdir: Path, tls: Path | None = None):
             proc.kill()
             raise AssertionError(f"etcd did not start: {(workdir / 'etcd.log').read_text()[-2000:]}")
         time.sleep(0.1)
-    for i in range(5):
+    for i in range(keys):
         subprocess.run([*ctl, "put", f"/registry/test/k{i}", f"value-{i}"], check=True, capture_output=True, env=env)
-    return proc, log, Etcd(endpoint, 5, tls)
+    return proc, log, Etcd(endpoint, keys, tls)
 
 
 def stop_etcd(proc, log) -> None:
@@ -1029,64 +1033,174 @@ def snapshot_keys(path: Path) -> int:
     return json.loads(out)["totalKey"]
 
 
-def test_etcd_snapshot_saves_verified_file_then_skips(rig: Rig, etcd_plain: Etcd):
+SNAPSHOT_LINE = re.compile(r"^kubehop-snapshot path=(?P<path>\S+) revision=(?P<rev>[0-9]+) keys=(?P<keys>[0-9]+)$", re.M)
+
+
+def snapshot_of(result: Result) -> tuple[Path, int, int]:
+    """The step's machine-readable last line: (file, revision, keys)."""
+    m = SNAPSHOT_LINE.search(result.out)
+    assert m, result.out
+    assert result.out.rstrip("\n").splitlines()[-1] == m.group(0), "the snapshot line is the last line of stdout"
+    return Path(m["path"]), int(m["rev"]), int(m["keys"])
+
+
+def etcd_put(etcd: Etcd, key: str, value: str) -> None:
+    _, etcdctl = real_etcd_binaries()
+    subprocess.run([etcdctl, f"--endpoints={etcd.endpoint}", "put", key, value], check=True, capture_output=True,
+                   env={**os.environ, "ETCDCTL_API": "3"})
+
+
+def test_etcd_snapshot_saves_a_verified_file_named_by_hop_and_utc_time(rig: Rig, etcd_plain: Etcd):
     snapdir = rig.root / "var/backups/kubehop/etcd"  # the default, under KUBEHOP_ROOT
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     first = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
     assert first.rc == 0, first.err
-    final = snapdir / f"etcd-{HOP}.db"
-    part = snapdir / f".etcd-{HOP}.db.part"
+    final, rev, keys = snapshot_of(first)
+    m = re.fullmatch(rf"etcd-{re.escape(HOP)}-(\d{{8}}T\d{{6}}Z)\.db", final.name)
+    assert m and final.parent == snapdir, final
+    taken = datetime.datetime.strptime(m[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    assert before <= taken <= datetime.datetime.now(datetime.timezone.utc)
+    part = snapdir / f".{final.name}.part"
     assert first.commands == [
+        "etcdctl version",
         f"etcdctl --endpoints={etcd_plain.endpoint} --dial-timeout=5s --command-timeout=3s endpoint health",
         f"etcdctl --endpoints={etcd_plain.endpoint} snapshot save {part}",
         f"etcdctl snapshot status -w json {part}"]
-    assert snapshot_keys(final) > 0
+    assert snapshot_keys(final) == keys > 0 and rev > 0
     assert stat.S_IMODE(final.stat().st_mode) == 0o600
     assert sorted(p.name for p in snapdir.iterdir()) == [final.name]
-    assert f"saved {final} (" in first.out and "keys, revision" in first.out
-
-    second = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain))
-    assert skipped(second, "etcd-snapshot") and f"{final} verifies:" in second.out
-    assert second.commands == [f"etcdctl snapshot status -w json {final}"]
+    assert f"saved {final} ({keys} keys, revision {rev})" in first.out
 
 
-def test_etcd_snapshot_replaces_a_corrupt_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+def test_etcd_snapshot_retry_after_new_writes_takes_a_new_snapshot_with_a_higher_revision(rig: Rig, etcd_plain: Etcd,
+                                                                                          tmp_path: Path):
+    """A hop retried later must not be 'protected' by the snapshot of its first attempt."""
+    env = snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(tmp_path / "snaps"))
+    first = rig.run("etcd_snapshot.sh", **env)
+    assert first.rc == 0, first.err
+    old, old_rev, _ = snapshot_of(first)
+    old_mtime = old.stat().st_mtime_ns
+    etcd_put(etcd_plain, "/registry/test/written-after-the-first-attempt", "v")
+    second = rig.run("etcd_snapshot.sh", **env)
+    assert second.rc == 0, second.err
+    new, new_rev, _ = snapshot_of(second)
+    assert new != old and new_rev > old_rev
+    assert "skipping" not in second.out and any("snapshot save" in c for c in second.commands)
+    assert old.stat().st_mtime_ns == old_mtime, "the earlier snapshot is kept untouched (pruned only by keep)"
+
+
+def test_etcd_snapshot_an_aged_snapshot_of_the_same_hop_is_not_taken_as_done(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
     snapdir = tmp_path / "snaps"
-    snapdir.mkdir()
-    (snapdir / f"etcd-{HOP}.db").write_bytes(b"not a bolt database")
+    first = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
+    old, _, _ = snapshot_of(first)
+    week = time.time() - 7 * 86400
+    os.utime(old, (week, week))
+    aged_name = old.with_name(f"etcd-{HOP}-20260101T000000Z.db")
+    old.rename(aged_name)
+    second = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
+    assert second.rc == 0, second.err
+    new, _, _ = snapshot_of(second)
+    assert new != aged_name and new.exists() and aged_name.exists()
+
+
+def test_etcd_snapshot_rejects_a_snapshot_with_zero_keys(rig: Rig, tmp_path: Path):
+    """An empty etcd (wrong endpoint, a fresh member) gives a valid file with no keys: never a backup."""
+    proc, log, empty = start_etcd(tmp_path, keys=0)
+    try:
+        snapdir = tmp_path / "snaps"
+        result = rig.run("etcd_snapshot.sh", **snapshot_env(empty, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
+    finally:
+        stop_etcd(proc, log)
+    # A fresh etcd's snapshot still counts etcd's own keys (totalKey 3 with etcd 3.4) but has revision 0.
+    assert result.rc == 1 and "does not verify" in result.err, result.err
+    assert "totalKey=0" in result.err or "no revision" in result.err
+    assert not list(snapdir.glob("etcd-*.db")) and not list(snapdir.glob(".*part"))
+
+
+def test_etcd_snapshot_verification_refuses_zero_keys_even_with_a_revision(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    """etcdutl (preferred when present) reporting totalKey 0 means the file holds nothing to restore.
+
+    The etcdutl here prints the JSON shape of etcdutl 3.5 `snapshot status -w json`
+    (etcd-io/etcd etcdutl/etcdutl/snapshot_command.go: hash, revision, totalKey, totalSize).
+    """
+    fake = rig.bin / "etcdutl"
+    fake.write_text('#!/bin/sh\necho \'{"hash":1234,"revision":42,"totalKey":0,"totalSize":20480}\'\n')
+    fake.chmod(0o755)
+    snapdir = tmp_path / "snaps"
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
+    assert result.rc == 1 and "does not verify" in result.err and "totalKey=0" in result.err, result.err
+    assert not list(snapdir.glob("etcd-*.db")) and not SNAPSHOT_LINE.search(result.out)
+
+
+def test_etcd_snapshot_without_etcdctl_on_the_host_goes_through_the_etcd_pod(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+    (rig.bin / "etcdctl").unlink()  # a stock kubeadm master: etcd is a static pod, no client on the host
+    (rig.root / "var/lib/etcd").mkdir(parents=True)
+    rig.update(etcd_container="3f2c1e0a9b8d")
+    snapdir = tmp_path / "snaps"
     result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir)))
     assert result.rc == 0, result.err
-    assert "does not verify" in result.out and snapshot_keys(snapdir / f"etcd-{HOP}.db") > 0
+    final, rev, keys = snapshot_of(result)
+    assert snapshot_keys(final) == keys > 0 and rev > 0 and final.parent == snapdir
+    inpod = f"/var/lib/etcd/.kubehop-{final.name}.part"
+    assert result.commands == [
+        "crictl ps --name ^etcd$ --state running -q",
+        f"crictl exec 3f2c1e0a9b8d etcdctl --endpoints={etcd_plain.endpoint} --dial-timeout=5s --command-timeout=3s "
+        "endpoint health",
+        f"crictl exec 3f2c1e0a9b8d etcdctl --endpoints={etcd_plain.endpoint} snapshot save {inpod}",
+        f"crictl exec 3f2c1e0a9b8d etcdutl snapshot status -w json {inpod}"]
+    assert list((rig.root / "var/lib/etcd").iterdir()) == [], "nothing left in etcd's data dir"
+
+
+@pytest.mark.parametrize("container, message", [
+    (None, "crictl finds no running etcd container"),
+    ("gone", "neither etcdctl nor crictl is on this host"),
+])
+def test_etcd_snapshot_without_any_client_fails_with_the_fix(rig: Rig, etcd_plain: Etcd, tmp_path: Path,
+                                                             container, message):
+    (rig.bin / "etcdctl").unlink()
+    if container == "gone":
+        (rig.bin / "crictl").unlink()
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(tmp_path / "s")))
+    assert result.rc == 1 and message in result.err and "install" in result.err, result.err
+    assert result.mutating == []
 
 
 def test_etcd_snapshot_prunes_to_keep_newest(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
     snapdir = tmp_path / "snaps"
     snapdir.mkdir()
     now = time.time()
-    for age, name in enumerate(["etcd-1.25.16-to-1.26.15.db", "etcd-1.24.17-to-1.25.16.db", "etcd-1.23.17-to-1.24.17.db",
-                                "etcd-1.22.17-to-1.23.17.db"], start=1):
+    olds = ["etcd-before-1.26.15-20260301T010203Z.db", "etcd-before-1.25.16-20260201T010203Z.db",
+            "etcd-before-1.24.17-20260101T010203Z.db", "etcd-before-1.23.17-20251201T010203Z.db"]
+    for age, name in enumerate(olds, start=1):
         (snapdir / name).write_bytes(b"old")
         os.utime(snapdir / name, (now - age * 86400, now - age * 86400))
     (snapdir / "notes.txt").write_text("not a snapshot")
     result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
                                                         KUBEHOP_SNAPSHOT_KEEP="2"))
     assert result.rc == 0, result.err
-    assert sorted(p.name for p in snapdir.iterdir()) == sorted(
-        [f"etcd-{HOP}.db", "etcd-1.25.16-to-1.26.15.db", "notes.txt"])
+    final, _, _ = snapshot_of(result)
+    assert sorted(p.name for p in snapdir.iterdir()) == sorted([final.name, olds[0], "notes.txt"])
     assert result.out.count("pruned old snapshot") == 3
 
 
-def test_etcd_snapshot_uploads_to_s3_once(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
+@pytest.mark.parametrize("kms", [None, "alias/kubehop-backups"])
+def test_etcd_snapshot_uploads_each_new_snapshot_to_s3(rig: Rig, etcd_plain: Etcd, tmp_path: Path, kms):
     snapdir = tmp_path / "snaps"
-    env = snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir), KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop/")
-    dest = f"s3://backups/kubehop/etcd-{HOP}.db"
+    env = snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir), KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop/",
+                       **({"KUBEHOP_SNAPSHOT_S3_KMS_KEY": kms} if kms else {}))
     first = rig.run("etcd_snapshot.sh", **env)
     assert first.rc == 0, first.err
-    assert [c for c in first.commands if c.startswith("aws")] == [
-        f"aws s3 ls {dest}", f"aws s3 cp --only-show-errors {snapdir}/etcd-{HOP}.db {dest}"]
-    assert rig.state()["s3"] == {dest: (snapdir / f"etcd-{HOP}.db").stat().st_size}
-    second = rig.run("etcd_snapshot.sh", **env)
-    assert skipped(second, "etcd-snapshot") and f"{dest} already holds it" in second.out
-    assert second.mutating == [] and f"aws s3 ls {dest}" in second.commands
+    final, _, _ = snapshot_of(first)
+    dest = f"s3://backups/kubehop/{final.name}"
+    sse = f"--sse aws:kms --sse-kms-key-id {kms} " if kms else ""
+    assert [c for c in first.commands if c.startswith("aws")] == [f"aws s3 cp --only-show-errors {sse}{final} {dest}"]
+    assert rig.state()["s3"] == {dest: final.stat().st_size}
+    assert rig.state().get("s3_kms", {}) == ({dest: kms} if kms else {})
+
+
+def test_etcd_snapshot_kms_key_without_a_bucket_is_bad_input(rig: Rig, etcd_plain: Etcd):
+    result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_S3_KMS_KEY="alias/x"))
+    assert result.rc == 2 and "needs KUBEHOP_SNAPSHOT_S3_URI" in result.err and result.calls == []
 
 
 def test_etcd_snapshot_upload_failure_keeps_local_file(rig: Rig, etcd_plain: Etcd, tmp_path: Path):
@@ -1095,7 +1209,7 @@ def test_etcd_snapshot_upload_failure_keeps_local_file(rig: Rig, etcd_plain: Etc
     result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_plain, KUBEHOP_SNAPSHOT_DIR=str(snapdir),
                                                         KUBEHOP_SNAPSHOT_S3_URI="s3://backups/kubehop"))
     assert result.rc == 1 and "AccessDenied" in result.err and "the local snapshot is kept" in result.err
-    assert (snapdir / f"etcd-{HOP}.db").exists()
+    assert len(list(snapdir.glob(f"etcd-{HOP}-*.db"))) == 1 and not SNAPSHOT_LINE.search(result.out)
 
 
 def test_etcd_snapshot_dead_endpoint_fails_and_writes_nothing(rig: Rig, tmp_path: Path):
@@ -1118,7 +1232,8 @@ def test_etcd_snapshot_over_tls_with_kubeadm_default_paths(rig: Rig, etcd_tls: E
         shutil.copy2(etcd_tls.pki / name, pki / name)
     result = rig.run("etcd_snapshot.sh", **snapshot_env(etcd_tls))
     assert result.rc == 0, result.err
-    assert snapshot_keys(rig.root / f"var/backups/kubehop/etcd/etcd-{HOP}.db") > 0
+    final, _, _ = snapshot_of(result)
+    assert final.parent == rig.root / "var/backups/kubehop/etcd" and snapshot_keys(final) > 0
     save = next(c for c in result.calls if "save" in c["argv"])
     assert save["argv"][:4] == [f"--endpoints={etcd_tls.endpoint}", f"--cacert={pki}/ca.crt",
                                 f"--cert={pki}/server.crt", f"--key={pki}/server.key"]

@@ -1,7 +1,7 @@
 """Recording stand-ins for the tools the control-plane step scripts run.
 
 One program plays kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl,
-curl, gpg and aws (and wraps the real etcdctl). The test generates one tiny
+curl, gpg and aws (and wraps the real etcdctl, and crictl's exec into the etcd pod). The test generates one tiny
 wrapper per tool name into a bin dir put first on PATH:
 
     exec python -S standin.py RIG_DIR TOOL "$@"
@@ -61,7 +61,7 @@ LOG_PATH = os.path.join(RIG, "calls.jsonl")
 # real etcdctl is exec'd untouched. Every other stand-in reads whatever
 # stdin holds and records how much: a script sent with `bash -s` must never
 # let a command eat the rest of its own text.
-READS_STDIN = {"gpg", "etcdctl"}
+READS_STDIN = {"gpg", "etcdctl", "crictl"}
 
 
 def load() -> dict:
@@ -582,7 +582,9 @@ def aws(state: dict) -> None:
     if ARGV[:1] == ["ssm"]:
         ssm(state)
         return
-    words = [a for a in ARGV if not a.startswith("--")]
+    # aws s3 cp options that take a value (AWS CLI s3 cp reference): their values are not paths.
+    valued = {"--sse", "--sse-kms-key-id", "--storage-class"}
+    words = [a for i, a in enumerate(ARGV) if not a.startswith("--") and (i == 0 or ARGV[i - 1] not in valued)]
     if words[:2] == ["s3", "ls"]:
         uri = words[2]
         hits = {k: v for k, v in state["s3"].items() if k.startswith(uri)}
@@ -594,6 +596,10 @@ def aws(state: dict) -> None:
     if words[:2] == ["s3", "cp"]:
         src, dst = words[2], words[3]
         state["s3"][dst] = os.path.getsize(src)
+        if "--sse-kms-key-id" in ARGV:
+            if ARGV[ARGV.index("--sse") + 1:ARGV.index("--sse") + 2] != ["aws:kms"]:
+                die(252, "aws: error: --sse-kms-key-id requires --sse aws:kms")
+            state.setdefault("s3_kms", {})[dst] = ARGV[ARGV.index("--sse-kms-key-id") + 1]
         save(state)
         if "--only-show-errors" not in ARGV:
             print(f"upload: {src} to {dst}")
@@ -608,6 +614,44 @@ def etcdctl() -> None:
     os.execv(real, [real, *ARGV])
 
 
+def crictl() -> None:
+    """crictl as cri-tools documents it, for the one use the snapshot step has.
+
+    `crictl ps --name RE --state running -q` prints the ids of matching running
+    containers, one per line (nothing when none); `crictl exec ID CMD ARGS...` runs
+    CMD inside that container and exits with its status. The rig's etcd container
+    (state["etcd_container"], null when etcd is not a running container) is the
+    kubeadm etcd static pod: its image ships etcdctl and etcdutl in /usr/local/bin
+    (etcd-io/etcd Dockerfile), its /var/lib/etcd is the host's (kubeadm's etcd-data
+    hostPath) and its /etc/kubernetes/pki/etcd the host's. Its etcdctl is the real
+    one; its etcdutl is modelled by the real etcdctl 3.4's `snapshot status`, which
+    prints the same JSON fields (revision, totalKey) as etcdutl 3.5's.
+    """
+    state = load()
+    cid = state.get("etcd_container")
+    if ARGV[:1] == ["ps"]:
+        names = ARGV[ARGV.index("--name") + 1] if "--name" in ARGV else ""
+        running = ARGV[ARGV.index("--state") + 1].lower() == "running" if "--state" in ARGV else True
+        if cid and re.search(names, "etcd") and running and "-q" in ARGV:
+            print(cid)
+        return
+    if ARGV[:1] == ["exec"] and len(ARGV) >= 3:
+        if ARGV[1] != cid:
+            die(1, f"crictl: execing command in container: container {ARGV[1]} not found")
+        tool, rest = ARGV[2], ARGV[3:]
+        real = shutil.which("etcdctl", path="/usr/local/bin:/usr/bin:/bin")
+        if real is None:
+            die(127, "stand-in: the real etcdctl is not installed (Debian package etcd-client)")
+        root = state["root"]
+        rest = [a.replace("/var/lib/etcd/", os.path.join(root, "var/lib/etcd/")) for a in rest]  # the pod's mount
+        if tool == "etcdctl":
+            os.execv(real, [real, *rest])
+        if tool == "etcdutl" and rest[:2] == ["snapshot", "status"]:
+            os.execve(real, [real, *rest], {**os.environ, "ETCDCTL_API": "3"})
+        die(127, f"stand-in crictl: {tool} {rest[:2]} is not modelled")
+    die(1, f"stand-in crictl does not know {ARGV}")
+
+
 def main() -> None:
     data = b""
     if TOOL not in READS_STDIN or TOOL == "gpg":
@@ -616,6 +660,9 @@ def main() -> None:
     record(len(data) if TOOL not in READS_STDIN else 0)
     if TOOL == "etcdctl":
         etcdctl()
+    if TOOL == "crictl":
+        crictl()
+        return
     with open(os.path.join(RIG, "state.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one stand-in at a time touches the state
         state = load()
