@@ -55,7 +55,7 @@ UNCORDON = ('kubectl patch node master0 --type=merge -p '
             '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}')
 KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
-STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl", "crictl")
+STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-cache", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl", "crictl")
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
@@ -461,6 +461,9 @@ def test_bad_input_exits_2(rig: Rig, name: str, extra: dict, message: str):
 
 
 # --------------------------------------------------------------------------- package_repo.sh
+MADISON = [f"apt-cache madison {p}" for p in ("kubeadm", "kubelet", "kubectl")]
+
+
 def repo_env() -> dict[str, str]:
     return {"KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL}
 
@@ -470,7 +473,7 @@ def test_package_repo_switches_then_skips(rig: Rig):
     assert first.rc == 0, first.err
     assert first.commands[0] == f"curl -fsSL --retry 3 --max-time 60 {KEY_URL}"
     assert first.commands[1].startswith(f"gpg --batch --yes --dearmor -o {rig.keyring}.kubehop.")
-    assert first.commands[2:] == ["apt-get -o DPkg::Lock::Timeout=120 update"]
+    assert first.commands[2:] == ["apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
     assert rig.list.read_text() == f"deb [signed-by={HOST_KEYRING}] {REPO_URL} /\n"
     assert rig.keyring.read_bytes().startswith(b"\x99\x01\rfake-binary-keyring")
     assert stat.S_IMODE(rig.keyring.stat().st_mode) == 0o644
@@ -479,7 +482,33 @@ def test_package_repo_switches_then_skips(rig: Rig):
 
     second = rig.run("package_repo.sh", **repo_env())
     assert skipped(second, "package-repo"), second.out + second.err
-    assert second.calls == []
+    assert second.commands == MADISON and second.mutating == []  # only apt's cached index is read
+
+
+def test_package_repo_list_and_keyring_in_place_but_index_old_runs_the_update(rig: Rig):
+    """A run that died during `apt-get update` (or a patch published since): the list is right, the index is not."""
+    rig.run("package_repo.sh", **repo_env())
+    rig.update(apt_index_unseen={"kubeadm": [NEW_DEB], "kubelet": [NEW_DEB]})
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 0, result.err
+    assert "apt's index does not list kubeadm kubelet at" in result.out
+    assert result.commands == [*MADISON, "apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
+    assert not any(c.startswith(("curl", "gpg")) for c in result.commands), "list and key are kept"
+    assert skipped(rig.run("package_repo.sh", **repo_env()), "package-repo")
+
+
+def test_package_repo_version_the_repo_does_not_offer_fails_after_the_update(rig: Rig):
+    rig.run("package_repo.sh", **repo_env())
+    result = rig.run("package_repo.sh", **repo_env(), KUBEHOP_VERSION="1.27.99")
+    assert result.rc == 1 and "still offers no kubeadm kubelet kubectl at 1.27.99" in result.err, result.err
+
+
+def test_package_repo_list_in_place_but_keyring_missing_fetches_the_key(rig: Rig):
+    rig.run("package_repo.sh", **repo_env())
+    rig.keyring.unlink()
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 0 and not skipped(result, "package-repo")
+    assert result.commands[0].startswith("curl ") and rig.keyring.read_bytes().startswith(b"\x99\x01\rfake-binary-keyring")
 
 
 def test_package_repo_warns_about_other_pkgs_k8s_io_sources(rig: Rig):
@@ -513,7 +542,7 @@ def test_package_repo_update_failure_puts_old_repo_back(rig: Rig, how: str):
     assert rig.list.read_text() == before and rig.keyring.read_bytes() == b"old-binary-keyring"
     # ...so the next run does not wrongly skip.
     rig.update(fail=[])
-    assert rig.run("package_repo.sh", **repo_env()).commands[-1] == "apt-get -o DPkg::Lock::Timeout=120 update"
+    assert rig.run("package_repo.sh", **repo_env()).commands[-4:] == ["apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
 
 
 # --------------------------------------------------------------------------- kubeadm_install.sh

@@ -119,6 +119,8 @@ def apt_get(state: dict) -> None:
         m = re.search(r"/v(\d+\.\d+)/", line)
         state["apt_index_minor"] = m.group(1) if m else None
         url = line.split("] ", 1)[1].rsplit(" ", 1)[0].rstrip("/") if "] " in line else "?"
+        state["apt_index_url"] = url
+        state["apt_index_unseen"] = {}  # the index now holds everything the repo publishes
         print(f"Hit:1 http://deb.debian.org/debian bookworm InRelease\nGet:2 {url}  InRelease [1189 B]")
         print("Reading package lists...")
         save(state)
@@ -130,7 +132,7 @@ def apt_get(state: dict) -> None:
         for spec in rest:
             pkg, _, pattern = spec.partition("=")
             minor = state.get("apt_index_minor")
-            candidates = list(state["repo_versions"].get(minor or "", {}).get(pkg, []))
+            candidates = index_versions(state, pkg)
             candidates.append(state["packages"].get(pkg, ""))
             hits = sorted((v for v in candidates if v and fnmatch.fnmatchcase(v, pattern or "*")), key=vkey)
             if not hits:
@@ -148,6 +150,27 @@ def apt_get(state: dict) -> None:
         save(state)
         return
     die(100, f"E: stand-in apt-get does not know '{op}'")
+
+
+def index_versions(state: dict, pkg: str) -> list[str]:
+    """What apt's cached index offers for pkg: the repo of the last update, minus what the repo
+    published after it (state["apt_index_unseen"]), which only the next `apt-get update` fetches."""
+    minor = state.get("apt_index_minor")
+    unseen = set(state.get("apt_index_unseen", {}).get(pkg, []))
+    return [v for v in state["repo_versions"].get(minor or "", {}).get(pkg, []) if v not in unseen]
+
+
+def apt_cache(state: dict) -> None:
+    """`apt-cache madison PKG...`: one line per version in the cached index, in apt's format
+    (apt cmdline/apt-cache.cc Madison: setw(10) name " | " setw(10) version " | " index description;
+    a flat pkgs.k8s.io repo describes itself as "<url>  Packages"). Reads no network."""
+    if ARGV[:1] != ["madison"]:
+        die(100, f"stand-in apt-cache does not know {ARGV[:1]}")
+    minor = state.get("apt_index_minor")
+    url = state.get("apt_index_url") or (f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb" if minor else "")
+    for pkg in ARGV[1:]:
+        for version in sorted(index_versions(state, pkg), key=vkey, reverse=True):
+            print(f"{pkg:>10} | {version:>10} | {url}  Packages")
 
 
 def apt_mark(state: dict) -> None:
@@ -674,7 +697,7 @@ def main() -> None:
                     save(state)
                 time.sleep(f.get("sleep", 0))
                 die(f.get("rc", 1), f.get("stderr", f"{TOOL}: injected failure"))
-        handlers = {"apt-get": apt_get, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
+        handlers = {"apt-get": apt_get, "apt-cache": apt_cache, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
                     "systemctl": systemctl, "kubectl": kubectl, "curl": curl, "aws": aws}
         if TOOL == "gpg":
             gpg(state, data)
