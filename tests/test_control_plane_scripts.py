@@ -503,6 +503,22 @@ def test_package_repo_version_the_repo_does_not_offer_fails_after_the_update(rig
     assert result.rc == 1 and "still offers no kubeadm kubelet kubectl at 1.27.99" in result.err, result.err
 
 
+@pytest.mark.parametrize("script, packages", [("kubeadm_install.sh", ["kubeadm"]),
+                                              ("kubelet_upgrade.sh", ["kubelet", "kubectl"])])
+def test_installed_at_the_version_but_not_held_is_held_again(rig: Rig, script: str, packages: list[str]):
+    """An install that died between apt-get and apt-mark hold: the version is right, the hold is not."""
+    rig.installed(kubeadm=NEW)
+    first = rig.run(script)
+    assert first.rc == 0, first.err
+    rig.update(holds=[p for p in rig.state()["holds"] if p not in packages])
+    result = rig.run(script)
+    assert result.rc == 0, result.err
+    assert f"{' '.join(packages)} at the right version but not held; holding" in result.out
+    assert result.mutating == [f"apt-mark hold {' '.join(packages)}"]
+    assert set(packages) <= set(rig.state()["holds"])
+    assert rig.run(script).mutating == []
+
+
 def test_package_repo_list_in_place_but_keyring_missing_fetches_the_key(rig: Rig):
     rig.run("package_repo.sh", **repo_env())
     rig.keyring.unlink()
@@ -561,7 +577,7 @@ def test_kubeadm_install_installs_holds_then_skips(rig: Rig):
 
     second = rig.run("kubeadm_install.sh")
     assert skipped(second, "kubeadm-install") and f"kubeadm version -o short is v{NEW}" in second.out
-    assert second.commands == ["kubeadm version -o short"]
+    assert second.commands == ["kubeadm version -o short", "apt-mark showhold"]
 
 
 def test_kubeadm_install_missing_version_fails_and_keeps_hold(rig: Rig):
@@ -678,7 +694,7 @@ def test_kubelet_upgrade_installs_restarts_then_skips(rig: Rig):
     second = rig.run("kubelet_upgrade.sh")
     assert skipped(second, "kubelet-upgrade"), second.out + second.err
     assert second.commands == ["kubelet --version", "kubectl version --client -o json",
-                               f"kubectl get node master0 -o {KUBELET_JSONPATH}"]
+                               f"kubectl get node master0 -o {KUBELET_JSONPATH}", "apt-mark showhold"]
 
 
 def test_kubelet_upgrade_only_restarts_when_binaries_are_new_but_kubelet_is_old(rig: Rig):

@@ -29,7 +29,8 @@ main() {
 
   current=$(kubeadm_version)
   if [[ $current == "v$KUBEHOP_VERSION" ]]; then
-    say "already done (kubeadm version -o short is $current), skipping"
+    ensure_held kubeadm
+    say "already done (kubeadm version -o short is $current, held), skipping"
     return 0
   fi
 

@@ -44,7 +44,8 @@ main() {
   if [[ $kubelet_v == "$want" && $kubectl_v == "$want" ]]; then
     running=$(node_kubelet_version 2>/dev/null || true)
     if [[ $running == "$want" ]]; then
-      say "already done (kubelet and kubectl binaries are $want and the node's kubelet reports $want), skipping"
+      ensure_held kubelet kubectl
+      say "already done (kubelet and kubectl binaries are $want, held, and the node's kubelet reports $want), skipping"
       return 0
     fi
     say "kubelet and kubectl binaries are already $want but the node reports kubelet '${running:-unknown}'; restarting kubelet"

@@ -183,6 +183,19 @@ apt_install_held() { # LIMIT PACKAGE...
   return "$rc"
 }
 
+# A package at the right version but not held (an install that died between apt-get and
+# apt-mark, or an operator's unhold) would drift with the next `apt-get upgrade`: hold it.
+# `apt-mark showhold` prints one held package name per line (apt-mark(8)).
+ensure_held() { # PACKAGE...
+  local held pkg
+  local -a missing=()
+  held=$(timeout 60 apt-mark showhold 2>/dev/null || true)
+  for pkg in "$@"; do grep -qxF "$pkg" <<<"$held" || missing+=("$pkg"); done
+  ((${#missing[@]} == 0)) && return 0
+  say "${missing[*]} at the right version but not held; holding"
+  timeout 120 apt-mark hold "${missing[@]}" || fail "apt-mark hold ${missing[*]} failed (see above); run it by hand so they cannot drift"
+}
+
 # Long actions run as a transient systemd service named kubehop-NAME, not as a
 # child of the SSH session (why: the header of kubeadm_apply.sh). Its output
 # goes to $ROOT/var/log/kubehop/kubehop-NAME.log and is shown when it ends.
