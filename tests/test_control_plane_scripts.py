@@ -166,7 +166,6 @@ class Rig:
                 ("1.26", ["1.26.14-1.1", old_deb]), ("1.27", ["1.27.15-1.1", NEW_DEB]))},
             "apt_index_minor": "1.26",
             "cluster_version": "v" + OLD,
-            "kube_proxy": OLD,  # the kube-system/kube-proxy DaemonSet's image tag, without "v"
             "kubelet_running": OLD,
             "kubelet_active": True,
             "node": {"name": "master0", "unschedulable": False, "ready": True, "ready_in": 0},
