@@ -331,6 +331,8 @@ def systemd_run() -> None:
     if not opts.get("--wait"):
         return
     while not result.exists():
+        if not unit_active(service) and not result.exists():
+            base.die(1, f"Job for {service} failed: its supervisor died (stand-in)")
         time.sleep(0.05)
     done = json.loads(result.read_text())
     result.unlink()
