@@ -283,7 +283,7 @@ class ControlPlane(Model):
     join_token_ttl_hours: int = Field(24, ge=2, le=720, alias="joinTokenTtlHours")
     """Lifetime of the bootstrap token new workers join with (published in SSM before pools roll)."""
     kube_proxy: bool = Field(True, alias="kubeProxy")
-    """False when a CNI replaces kube-proxy: kubeadm-apply then judges by the manifest alone."""
+    """False when a CNI replaces kube-proxy: the step where kubeadm upgrades the addons checks CoreDNS only."""
     drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")
     ready_timeout_seconds: int = Field(300, ge=30, le=3600, alias="readyTimeoutSeconds")
     apply_timeout_seconds: int = Field(900, ge=60, le=3600, alias="applyTimeoutSeconds")

@@ -55,7 +55,9 @@ UNCORDON = ('kubectl patch node master0 --type=merge -p '
             '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}')
 KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
-STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-cache", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl", "crictl")
+STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-cache", "apt-mark", "systemctl", "curl", "gpg", "aws",
+                 "etcdctl", "crictl", "systemd-run")
+DETACHING = TESTS / "standins" / "kubeadm_standin.py"  # systemd-run (transient services)
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
@@ -167,7 +169,6 @@ class Rig:
                 ("1.26", ["1.26.14-1.1", old_deb]), ("1.27", ["1.27.15-1.1", NEW_DEB]))},
             "apt_index_minor": "1.26",
             "cluster_version": "v" + OLD,
-            "kube_proxy": OLD,  # the kube-system/kube-proxy DaemonSet's image tag, without "v"
             "kubelet_running": OLD,
             "kubelet_active": True,
             "node": {"name": "master0", "unschedulable": False, "ready": True, "ready_in": 0},
@@ -182,7 +183,8 @@ class Rig:
         })
         for tool in STANDIN_TOOLS:
             wrapper = self.bin / tool
-            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{STANDIN}" "{self.dir}" {tool} "$@"\n')
+            program = DETACHING if tool == "systemd-run" else STANDIN
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{program}" "{self.dir}" {tool} "$@"\n')
             wrapper.chmod(0o755)
         for tool in REAL_TOOLS:
             real = shutil.which(tool)
@@ -565,11 +567,23 @@ def test_package_repo_update_failure_puts_old_repo_back(rig: Rig, how: str):
 INSTALL_KUBEADM = f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubeadm={NEW}-*"
 
 
+def detached_apt(rig: Rig, step: str, install: str) -> list[str]:
+    """The calls of one detached apt-get install (lib.sh apt_install_held): the look for an
+    earlier run, then systemd-run starting apt-get by its absolute path, and apt-get itself."""
+    unit, log = f"kubehop-apt-{step}", rig.root / f"var/log/kubehop/kubehop-apt-{step}.log"
+    argv = install.split(" ", 1)[1]
+    return [f"systemctl is-active --quiet {unit}.service",
+            f"systemd-run --unit={unit} --collect --wait --quiet --service-type=exec --property=RuntimeMaxSec=600 "
+            f"--property=StandardInput=null --property=StandardOutput=append:{log} --property=StandardError=append:{log} "
+            f"-- {rig.realbin / 'env'} DEBIAN_FRONTEND=noninteractive {rig.bin / 'apt-get'} {argv}"]
+
+
 def test_kubeadm_install_installs_holds_then_skips(rig: Rig):
     rig.update(apt_index_minor="1.27")
     first = rig.run("kubeadm_install.sh")
     assert first.rc == 0, first.err
-    assert first.commands == ["kubeadm version -o short", "apt-mark unhold kubeadm", INSTALL_KUBEADM,
+    look, start = detached_apt(rig, "kubeadm-install", INSTALL_KUBEADM)
+    assert first.commands == ["kubeadm version -o short", look, "apt-mark unhold kubeadm", start, INSTALL_KUBEADM,
                               "apt-mark hold kubeadm", "kubeadm version -o short"]
     state = rig.state()
     assert state["packages"]["kubeadm"] == NEW_DEB and "kubeadm" in state["holds"]
@@ -680,10 +694,12 @@ def test_kubelet_upgrade_installs_restarts_then_skips(rig: Rig):
     rig.installed(kubeadm=NEW)
     first = rig.run("kubelet_upgrade.sh")
     assert first.rc == 0, first.err
+    install = f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubelet={NEW}-* kubectl={NEW}-*"
     assert first.commands == [
         "kubelet --version", "kubectl version --client -o json",
+        *detached_apt(rig, "kubelet-upgrade", install)[:1],
         "apt-mark unhold kubelet kubectl",
-        f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubelet={NEW}-* kubectl={NEW}-*",
+        detached_apt(rig, "kubelet-upgrade", install)[1], install,
         "apt-mark hold kubelet kubectl",
         "kubelet --version", "kubectl version --client -o json",
         "systemctl daemon-reload", "systemctl restart kubelet", "systemctl is-active --quiet kubelet"]
@@ -717,7 +733,7 @@ def test_kubelet_upgrade_restart_failure(rig: Rig):
 def test_kubelet_upgrade_apt_failure_does_not_restart(rig: Rig):
     result = rig.run("kubelet_upgrade.sh")  # index still at 1.26
     assert result.rc == 1 and "not in the configured apt repo" in result.err
-    assert not any(c.startswith("systemctl") for c in result.commands)
+    assert not any(c.startswith(("systemctl restart", "systemctl daemon-reload")) for c in result.commands)
     assert {"kubelet", "kubectl"} <= set(rig.state()["holds"])
 
 

@@ -220,6 +220,7 @@ class Cluster:
         return self.masters[step["target"]].run_text(step["id"], step["inputs"]["stdin"], env, timeout)
 
     def run(self, node: str, script: str, timeout: float = 60, **env: str) -> Run:
+        env.setdefault("KUBEHOP_NODE", node)
         return self.masters[node].run_text(script, sent_text(f"control_plane/{script}"), env, timeout)
 
 
