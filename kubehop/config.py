@@ -218,8 +218,11 @@ class Node(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError("must be the Kubernetes node name (lowercase, digits, '-')|use the name `kubectl get nodes` shows")
+        # Node names are DNS-1123 subdomains (apimachinery ValidateNodeName = NameIsDNSSubdomain), e.g.
+        # ip-10-42-1-10.us-west-2.compute.internal, what AWS clusters with the cloud controller have.
+        if not _DNS_SUBDOMAIN_RE.match(v):
+            raise ValueError("must be the Kubernetes node name, a DNS-1123 subdomain (lowercase letters, digits, '-' "
+                             "and '.', at most 253 characters)|use the name `kubectl get nodes` shows")
         return v
 
 
@@ -282,7 +285,7 @@ class ControlPlane(Model):
     join_token_ttl_hours: int = Field(24, ge=2, le=720, alias="joinTokenTtlHours")
     """Lifetime of the bootstrap token new workers join with (published in SSM before pools roll)."""
     kube_proxy: bool = Field(True, alias="kubeProxy")
-    """False when a CNI replaces kube-proxy: kubeadm-apply then judges by the manifest alone."""
+    """False when a CNI replaces kube-proxy: the step where kubeadm upgrades the addons checks CoreDNS only."""
     drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")
     ready_timeout_seconds: int = Field(300, ge=30, le=3600, alias="readyTimeoutSeconds")
     apply_timeout_seconds: int = Field(900, ge=60, le=3600, alias="applyTimeoutSeconds")

@@ -15,7 +15,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "kubeadm-install": ("Installs kubeadm at the exact patch and holds it. Running components are untouched.", "low"),
     "kubeadm-plan": ("Pre-flight: checks etcd and apiserver health, component versions, config and image availability. Read-only.", "low"),
     "kubeadm-apply": ("Rewrites the static pods (apiserver, controller-manager, scheduler, etcd) and renews certificates; the API is unavailable for seconds while pods restart. Workloads keep running.", "high"),
-    "kubeadm-node": ("Upgrades this master's static pods and kubelet config to match the cluster (HA consistency); its apiserver restarts while the others serve.", "medium"),
+    "kubeadm-node": ("Upgrades this master's static pods and kubelet config to match the cluster (HA consistency); its apiserver restarts while the others serve. From kubeadm 1.28 the last master's run also upgrades CoreDNS and kube-proxy.", "medium"),
     "drain": ("Cordons the node and evicts its pods through the eviction API (PodDisruptionBudgets honoured, DaemonSets kept, emptyDir data deleted).", "medium"),
     "kubelet-upgrade": ("Installs kubelet and kubectl at the exact patch and restarts kubelet: the node is NotReady for a short time.", "medium"),
     "uncordon": ("Makes the node schedulable again and waits until it is Ready at the new version.", "low"),

@@ -118,3 +118,4 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
         if version:
             state["imageVersion"] = version
     return state
+

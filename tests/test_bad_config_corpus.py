@@ -118,6 +118,9 @@ CASES = [
     ("snapshot shell", setk("kubehop:controlPlane.etcd.snapshotDir", "/var/b/$(reboot)"), "kubehop:controlPlane.etcd.snapshotDir", "/var/b/$(reboot)"),
     ("etcd keep", setk("kubehop:controlPlane.etcd.keep", 0), "kubehop:controlPlane.etcd.keep", "0"),
     ("s3", setk("kubehop:controlPlane.etcd.s3Uri", "bucket/x"), "kubehop:controlPlane.etcd.s3Uri", "bucket/x"),
+    ("master name dot edge", setk("kubehop:controlPlane.nodes.0.name", "ip-10-42-1-10.us-west-2."),
+     "kubehop:controlPlane.nodes[0].name", "ip-10-42-1-10.us-west-2."),
+    ("master name too long", setk("kubehop:controlPlane.nodes.0.name", "a" * 254), "kubehop:controlPlane.nodes[0].name", None),
     ("etcd endpoints list", setk("kubehop:controlPlane.etcd.endpoints", "https://a:2379,https://b:2379"), "kubehop:controlPlane.etcd.endpoints", "https://a:2379,https://b:2379"),
     # --- addons (values the addon gates parse)
     ("unknown addon", setk("kubehop:addons.traefik", {}), "kubehop:addons.traefik", None),

@@ -52,7 +52,9 @@ UNCORDON = ('kubectl patch node master0 --type=merge -p '
             '{"metadata":{"annotations":{"kubehop.io/cordoned":null}},"spec":{"unschedulable":null}}')
 KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
-STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-mark", "systemctl", "curl", "gpg", "aws", "etcdctl")
+STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-cache", "apt-mark", "systemctl", "curl", "gpg", "aws",
+                 "etcdctl", "systemd-run")
+DETACHING = TESTS / "standins" / "kubeadm_standin.py"  # systemd-run (transient services)
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
@@ -163,7 +165,6 @@ class Rig:
                 ("1.26", ["1.26.14-1.1", old_deb]), ("1.27", ["1.27.15-1.1", NEW_DEB]))},
             "apt_index_minor": "1.26",
             "cluster_version": "v" + OLD,
-            "kube_proxy": OLD,  # the kube-system/kube-proxy DaemonSet's image tag, without "v"
             "kubelet_running": OLD,
             "kubelet_active": True,
             "node": {"name": "master0", "unschedulable": False, "ready": True, "ready_in": 0},
@@ -177,7 +178,8 @@ class Rig:
         })
         for tool in STANDIN_TOOLS:
             wrapper = self.bin / tool
-            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{STANDIN}" "{self.dir}" {tool} "$@"\n')
+            program = DETACHING if tool == "systemd-run" else STANDIN
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S -E "{program}" "{self.dir}" {tool} "$@"\n')
             wrapper.chmod(0o755)
         for tool in REAL_TOOLS:
             real = shutil.which(tool)
@@ -456,6 +458,9 @@ def test_bad_input_exits_2(rig: Rig, name: str, extra: dict, message: str):
 
 
 # --------------------------------------------------------------------------- package_repo.sh
+MADISON = [f"apt-cache madison {p}" for p in ("kubeadm", "kubelet", "kubectl")]
+
+
 def repo_env() -> dict[str, str]:
     return {"KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL}
 
@@ -465,7 +470,7 @@ def test_package_repo_switches_then_skips(rig: Rig):
     assert first.rc == 0, first.err
     assert first.commands[0] == f"curl -fsSL --retry 3 --max-time 60 {KEY_URL}"
     assert first.commands[1].startswith(f"gpg --batch --yes --dearmor -o {rig.keyring}.kubehop.")
-    assert first.commands[2:] == ["apt-get -o DPkg::Lock::Timeout=120 update"]
+    assert first.commands[2:] == ["apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
     assert rig.list.read_text() == f"deb [signed-by={HOST_KEYRING}] {REPO_URL} /\n"
     assert rig.keyring.read_bytes().startswith(b"\x99\x01\rfake-binary-keyring")
     assert stat.S_IMODE(rig.keyring.stat().st_mode) == 0o644
@@ -474,7 +479,49 @@ def test_package_repo_switches_then_skips(rig: Rig):
 
     second = rig.run("package_repo.sh", **repo_env())
     assert skipped(second, "package-repo"), second.out + second.err
-    assert second.calls == []
+    assert second.commands == MADISON and second.mutating == []  # only apt's cached index is read
+
+
+def test_package_repo_list_and_keyring_in_place_but_index_old_runs_the_update(rig: Rig):
+    """A run that died during `apt-get update` (or a patch published since): the list is right, the index is not."""
+    rig.run("package_repo.sh", **repo_env())
+    rig.update(apt_index_unseen={"kubeadm": [NEW_DEB], "kubelet": [NEW_DEB]})
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 0, result.err
+    assert "apt's index does not list kubeadm kubelet at" in result.out
+    assert result.commands == [*MADISON, "apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
+    assert not any(c.startswith(("curl", "gpg")) for c in result.commands), "list and key are kept"
+    assert skipped(rig.run("package_repo.sh", **repo_env()), "package-repo")
+
+
+def test_package_repo_version_the_repo_does_not_offer_fails_after_the_update(rig: Rig):
+    rig.run("package_repo.sh", **repo_env())
+    result = rig.run("package_repo.sh", **repo_env(), KUBEHOP_VERSION="1.27.99")
+    assert result.rc == 1 and "still offers no kubeadm kubelet kubectl at 1.27.99" in result.err, result.err
+
+
+@pytest.mark.parametrize("script, packages", [("kubeadm_install.sh", ["kubeadm"]),
+                                              ("kubelet_upgrade.sh", ["kubelet", "kubectl"])])
+def test_installed_at_the_version_but_not_held_is_held_again(rig: Rig, script: str, packages: list[str]):
+    """An install that died between apt-get and apt-mark hold: the version is right, the hold is not."""
+    rig.installed(kubeadm=NEW)
+    first = rig.run(script)
+    assert first.rc == 0, first.err
+    rig.update(holds=[p for p in rig.state()["holds"] if p not in packages])
+    result = rig.run(script)
+    assert result.rc == 0, result.err
+    assert f"{' '.join(packages)} at the right version but not held; holding" in result.out
+    assert result.mutating == [f"apt-mark hold {' '.join(packages)}"]
+    assert set(packages) <= set(rig.state()["holds"])
+    assert rig.run(script).mutating == []
+
+
+def test_package_repo_list_in_place_but_keyring_missing_fetches_the_key(rig: Rig):
+    rig.run("package_repo.sh", **repo_env())
+    rig.keyring.unlink()
+    result = rig.run("package_repo.sh", **repo_env())
+    assert result.rc == 0 and not skipped(result, "package-repo")
+    assert result.commands[0].startswith("curl ") and rig.keyring.read_bytes().startswith(b"\x99\x01\rfake-binary-keyring")
 
 
 def test_package_repo_warns_about_other_pkgs_k8s_io_sources(rig: Rig):
@@ -508,18 +555,30 @@ def test_package_repo_update_failure_puts_old_repo_back(rig: Rig, how: str):
     assert rig.list.read_text() == before and rig.keyring.read_bytes() == b"old-binary-keyring"
     # ...so the next run does not wrongly skip.
     rig.update(fail=[])
-    assert rig.run("package_repo.sh", **repo_env()).commands[-1] == "apt-get -o DPkg::Lock::Timeout=120 update"
+    assert rig.run("package_repo.sh", **repo_env()).commands[-4:] == ["apt-get -o DPkg::Lock::Timeout=120 update", *MADISON]
 
 
 # --------------------------------------------------------------------------- kubeadm_install.sh
 INSTALL_KUBEADM = f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubeadm={NEW}-*"
 
 
+def detached_apt(rig: Rig, step: str, install: str) -> list[str]:
+    """The calls of one detached apt-get install (lib.sh apt_install_held): the look for an
+    earlier run, then systemd-run starting apt-get by its absolute path, and apt-get itself."""
+    unit, log = f"kubehop-apt-{step}", rig.root / f"var/log/kubehop/kubehop-apt-{step}.log"
+    argv = install.split(" ", 1)[1]
+    return [f"systemctl is-active --quiet {unit}.service",
+            f"systemd-run --unit={unit} --collect --wait --quiet --service-type=exec --property=RuntimeMaxSec=600 "
+            f"--property=StandardInput=null --property=StandardOutput=append:{log} --property=StandardError=append:{log} "
+            f"-- {rig.realbin / 'env'} DEBIAN_FRONTEND=noninteractive {rig.bin / 'apt-get'} {argv}"]
+
+
 def test_kubeadm_install_installs_holds_then_skips(rig: Rig):
     rig.update(apt_index_minor="1.27")
     first = rig.run("kubeadm_install.sh")
     assert first.rc == 0, first.err
-    assert first.commands == ["kubeadm version -o short", "apt-mark unhold kubeadm", INSTALL_KUBEADM,
+    look, start = detached_apt(rig, "kubeadm-install", INSTALL_KUBEADM)
+    assert first.commands == ["kubeadm version -o short", look, "apt-mark unhold kubeadm", start, INSTALL_KUBEADM,
                               "apt-mark hold kubeadm", "kubeadm version -o short"]
     state = rig.state()
     assert state["packages"]["kubeadm"] == NEW_DEB and "kubeadm" in state["holds"]
@@ -527,7 +586,7 @@ def test_kubeadm_install_installs_holds_then_skips(rig: Rig):
 
     second = rig.run("kubeadm_install.sh")
     assert skipped(second, "kubeadm-install") and f"kubeadm version -o short is v{NEW}" in second.out
-    assert second.commands == ["kubeadm version -o short"]
+    assert second.commands == ["kubeadm version -o short", "apt-mark showhold"]
 
 
 def test_kubeadm_install_missing_version_fails_and_keeps_hold(rig: Rig):
@@ -630,10 +689,12 @@ def test_kubelet_upgrade_installs_restarts_then_skips(rig: Rig):
     rig.installed(kubeadm=NEW)
     first = rig.run("kubelet_upgrade.sh")
     assert first.rc == 0, first.err
+    install = f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubelet={NEW}-* kubectl={NEW}-*"
     assert first.commands == [
         "kubelet --version", "kubectl version --client -o json",
+        *detached_apt(rig, "kubelet-upgrade", install)[:1],
         "apt-mark unhold kubelet kubectl",
-        f"apt-get {APT_OPTS} install -y --allow-change-held-packages kubelet={NEW}-* kubectl={NEW}-*",
+        detached_apt(rig, "kubelet-upgrade", install)[1], install,
         "apt-mark hold kubelet kubectl",
         "kubelet --version", "kubectl version --client -o json",
         "systemctl daemon-reload", "systemctl restart kubelet", "systemctl is-active --quiet kubelet"]
@@ -644,7 +705,7 @@ def test_kubelet_upgrade_installs_restarts_then_skips(rig: Rig):
     second = rig.run("kubelet_upgrade.sh")
     assert skipped(second, "kubelet-upgrade"), second.out + second.err
     assert second.commands == ["kubelet --version", "kubectl version --client -o json",
-                               f"kubectl get node master0 -o {KUBELET_JSONPATH}"]
+                               f"kubectl get node master0 -o {KUBELET_JSONPATH}", "apt-mark showhold"]
 
 
 def test_kubelet_upgrade_only_restarts_when_binaries_are_new_but_kubelet_is_old(rig: Rig):
@@ -667,7 +728,7 @@ def test_kubelet_upgrade_restart_failure(rig: Rig):
 def test_kubelet_upgrade_apt_failure_does_not_restart(rig: Rig):
     result = rig.run("kubelet_upgrade.sh")  # index still at 1.26
     assert result.rc == 1 and "not in the configured apt repo" in result.err
-    assert not any(c.startswith("systemctl") for c in result.commands)
+    assert not any(c.startswith(("systemctl restart", "systemctl daemon-reload")) for c in result.commands)
     assert {"kubelet", "kubectl"} <= set(rig.state()["holds"])
 
 

@@ -48,12 +48,22 @@ def cluster(kube_api, tmp_path) -> Cluster:
 
 
 def run_stage(cluster: Cluster, steps: list[dict]) -> list:
+    """Every step in order, each must succeed; after each, no kubelet runs newer than its
+    own node's kube-apiserver (version skew policy: kubelet never newer than kube-apiserver)."""
     runs = []
     for step in steps:
         run = cluster.run_step(step)
         assert run.rc == 0, str(run)
         runs.append(run)
+        for name, master in cluster.masters.items():
+            kubelet = cluster.node(name)["status"]["nodeInfo"]["kubeletVersion"]
+            assert vkey(kubelet) <= vkey(master.manifest_version("kube-apiserver")), \
+                f"after {step['id']}: {name}'s kubelet {kubelet} is newer than its kube-apiserver"
     return runs
+
+
+def vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.lstrip("v").split("."))
 
 
 def assert_stage_finished(cluster: Cluster, version: str) -> None:

@@ -32,7 +32,7 @@ from tests.helpers.kube_api import KubeAPI, kubectl_binary
 TESTS = Path(__file__).resolve().parent.parent
 STANDINS = TESTS / "standins"
 OWN_TOOLS = ("kubeadm", "systemd-run", "systemctl", "kubectl")
-BASE_TOOLS = ("apt-get", "apt-mark", "kubelet", "curl", "gpg")
+BASE_TOOLS = ("apt-get", "apt-cache", "apt-mark", "kubelet", "curl", "gpg")
 REAL_TOOLS = ("bash", "sh", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
               "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep", "dirname",
               "date", "printf", "true", "id", "basename", "readlink", "wc", "ls", "printenv")
@@ -220,6 +220,7 @@ class Cluster:
         return self.masters[step["target"]].run_text(step["id"], step["inputs"]["stdin"], env, timeout)
 
     def run(self, node: str, script: str, timeout: float = 60, **env: str) -> Run:
+        env.setdefault("KUBEHOP_NODE", node)
         return self.masters[node].run_text(script, sent_text(f"control_plane/{script}"), env, timeout)
 
 

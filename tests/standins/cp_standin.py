@@ -13,22 +13,15 @@ and `calls.jsonl`, one line per call: {"cmd", "argv", "stdin_bytes"}.
 Behaviour is coupled the way the real tools are: `apt-get update` indexes
 only the minor named in kubernetes.list, `apt-get install` changes what
 `kubeadm version` / `kubelet --version` / `kubectl version` report,
-`kubeadm upgrade apply vX` refuses a version other than its own, rewrites
-the kube-apiserver manifest and then (its addon phase, the last) sets the
-kube-proxy DaemonSet to vX (state["kube_proxy"], what `kubectl -n kube-system
-get daemonset kube-proxy -o jsonpath=...` shows as registry.k8s.io/kube-proxy:vX;
-no such DaemonSet when it is null), `systemctl restart kubelet` makes the node
-report the installed kubelet version (NotReady for a few looks).
+`kubeadm upgrade plan vX` refuses a version above its own (`kubeadm upgrade
+apply/node` and the cluster they change: tests/standins/kubeadm_standin.py),
+`systemctl restart kubelet` makes the node report the installed kubelet
+version (NotReady for a few looks).
 
 Injected failures: state["fail"] is a list of {"cmd", "match", "rc",
 "stderr", "sleep", "times"}; the first whose cmd equals the tool and whose
 regex `match` is found in the space-joined argv makes the call print stderr
 and exit rc (only for its first `times` matching calls when that is set).
-A half-finished apply: state["apply_fail_after_manifests"] makes `kubeadm
-upgrade apply` rewrite the manifest and then exit 1 before its addon phase
-(kube-proxy untouched); state["apply_skips_kube_proxy"] makes it succeed
-without touching kube-proxy.
-
 Join parameters: `kubeadm token create/list/delete` keep bootstrap tokens in
 state["tokens"] ({"token", "expires": epoch seconds or null, "description"});
 `kubectl config view` shows state["api_server"] as the kubeconfig's server;
@@ -119,6 +112,8 @@ def apt_get(state: dict) -> None:
         m = re.search(r"/v(\d+\.\d+)/", line)
         state["apt_index_minor"] = m.group(1) if m else None
         url = line.split("] ", 1)[1].rsplit(" ", 1)[0].rstrip("/") if "] " in line else "?"
+        state["apt_index_url"] = url
+        state["apt_index_unseen"] = {}  # the index now holds everything the repo publishes
         print(f"Hit:1 http://deb.debian.org/debian bookworm InRelease\nGet:2 {url}  InRelease [1189 B]")
         print("Reading package lists...")
         save(state)
@@ -129,8 +124,7 @@ def apt_get(state: dict) -> None:
         chosen = {}
         for spec in rest:
             pkg, _, pattern = spec.partition("=")
-            minor = state.get("apt_index_minor")
-            candidates = list(state["repo_versions"].get(minor or "", {}).get(pkg, []))
+            candidates = index_versions(state, pkg)
             candidates.append(state["packages"].get(pkg, ""))
             hits = sorted((v for v in candidates if v and fnmatch.fnmatchcase(v, pattern or "*")), key=vkey)
             if not hits:
@@ -148,6 +142,27 @@ def apt_get(state: dict) -> None:
         save(state)
         return
     die(100, f"E: stand-in apt-get does not know '{op}'")
+
+
+def index_versions(state: dict, pkg: str) -> list[str]:
+    """What apt's cached index offers for pkg: the repo of the last update, minus what the repo
+    published after it (state["apt_index_unseen"]), which only the next `apt-get update` fetches."""
+    minor = state.get("apt_index_minor")
+    unseen = set(state.get("apt_index_unseen", {}).get(pkg, []))
+    return [v for v in state["repo_versions"].get(minor or "", {}).get(pkg, []) if v not in unseen]
+
+
+def apt_cache(state: dict) -> None:
+    """`apt-cache madison PKG...`: one line per version in the cached index, in apt's format
+    (apt cmdline/apt-cache.cc Madison: setw(10) name " | " setw(10) version " | " index description;
+    a flat pkgs.k8s.io repo describes itself as "<url>  Packages"). Reads no network."""
+    if ARGV[:1] != ["madison"]:
+        die(100, f"stand-in apt-cache does not know {ARGV[:1]}")
+    minor = state.get("apt_index_minor")
+    url = state.get("apt_index_url") or (f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb" if minor else "")
+    for pkg in ARGV[1:]:
+        for version in sorted(index_versions(state, pkg), key=vkey, reverse=True):
+            print(f"{pkg:>10} | {version:>10} | {url}  Packages")
 
 
 def apt_mark(state: dict) -> None:
@@ -174,18 +189,6 @@ def apt_mark(state: dict) -> None:
 
 
 # ---------------------------------------------------------------- kubeadm
-def manifest_path(state: dict) -> str:
-    return os.path.join(state["root"], "etc/kubernetes/manifests/kube-apiserver.yaml")
-
-
-def write_manifest(state: dict, version: str) -> None:
-    path = manifest_path(state)
-    text = open(path).read()
-    text = re.sub(r"(kube-apiserver:)v[0-9][^\s\"']*", r"\g<1>" + version, text)
-    with open(path, "w") as fh:
-        fh.write(text)
-
-
 def go_duration(text: str) -> int:
     """Seconds of a Go duration made of h, m and s parts ('6h', '1h30m')."""
     parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
@@ -262,36 +265,6 @@ def kubeadm(state: dict) -> None:
               f"You can now apply the upgrade by executing the following command:\n\n"
               f"\tkubeadm upgrade apply {target}")
         return
-    if ARGV[:2] == ["upgrade", "apply"]:
-        target = next((a for a in ARGV[2:] if a.startswith("v")), None)
-        if "--yes" not in ARGV and "-y" not in ARGV:
-            die(1, "[upgrade/confirm] Are you sure you want to proceed? [y/N]: won't proceed; the user didn't answer (Y|n) in order to continue")
-        if target != own:
-            die(1, f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is higher than the kubeadm version "{own}"')
-        print(f'[upgrade/apply] Upgrading your Static Pod-hosted control plane to version "{target}"...')
-        write_manifest(state, target)
-        state["cluster_version"] = target
-        save(state)
-        print("[upload-config] Storing the configuration used in ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace")
-        if state.get("apply_fail_after_manifests"):
-            die(1, "[upgrade/postupgrade] FATAL: error uploading the kubelet configuration: "
-                   "Put \"https://10.0.0.10:6443/api/v1/namespaces/kube-system/configmaps/kubelet-config\": "
-                   "http2: client connection lost")
-        if not state.get("apply_skips_kube_proxy"):
-            state["kube_proxy"] = plain(target.lstrip("v"))
-            save(state)
-            print("[addons] Applied essential addon: CoreDNS\n[addons] Applied essential addon: kube-proxy")
-        print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{target}". Enjoy!')
-        return
-    if ARGV[:2] == ["upgrade", "node"]:
-        target = state["cluster_version"]
-        if vkey(target) > vkey(own):
-            die(1, f"[upgrade/version] FATAL: cluster is {target} but kubeadm is {own}")
-        write_manifest(state, target)
-        save(state)
-        print("[upgrade] The control plane instance for this node was successfully updated!\n"
-              "[upgrade] The configuration for this node was successfully updated!")
-        return
     die(1, f"stand-in kubeadm does not know {ARGV}")
 
 
@@ -313,6 +286,9 @@ def systemctl(state: dict) -> None:
         state["node"]["ready_in"] = state.get("ready_after_restart", 1)
         save(state)
         return
+    if len(words) == 2 and words[0] == "is-active" and words[1].startswith("kubehop-"):
+        # a transient unit systemd-run (tests/standins/kubeadm_standin.py) started: loaded while it runs
+        sys.exit(0 if os.path.exists(os.path.join(RIG, "units", words[1])) else 3)
     if words == ["is-active", "kubelet"]:
         active = state.get("kubelet_active", True)
         if "--quiet" not in ARGV:
@@ -367,17 +343,6 @@ def jsonpath_format(args: list[str], what: str) -> str:
     return fmt.split("=", 1)[1]
 
 
-def daemonset(state: dict, namespace: str, args: list[str]) -> None:
-    """`kubectl -n NS get daemonset NAME -o jsonpath=...`: only kube-system/kube-proxy exists."""
-    name = args[2] if len(args) > 2 else ""
-    if namespace != "kube-system" or name != "kube-proxy" or state.get("kube_proxy") is None:
-        die(1, f'Error from server (NotFound): daemonsets.apps "{name}" not found')
-    obj = {"metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-           "spec": {"template": {"spec": {"containers": [
-               {"name": "kube-proxy", "image": f"registry.k8s.io/kube-proxy:v{state['kube_proxy']}"}]}}}}
-    sys.stdout.write(jsonpath(obj, jsonpath_format(args, "daemonset")))
-
-
 def patch_node(state: dict, args: list[str]) -> None:
     """`kubectl patch node NAME --type=merge -p JSON`: annotations and spec.unschedulable (null removes)."""
     node = state["node"]
@@ -395,21 +360,16 @@ def patch_node(state: dict, args: list[str]) -> None:
 
 
 def kubectl(state: dict) -> None:
-    args, i, kubeconfig, namespace = [], 0, None, "default"
+    args, i, kubeconfig = [], 0, None
     while i < len(ARGV):
         a = ARGV[i]
-        if a in ("--kubeconfig", "-n", "--namespace"):
-            if a == "--kubeconfig":
-                kubeconfig = ARGV[i + 1]
-            else:
-                namespace = ARGV[i + 1]
+        if a in ("--kubeconfig", "-n", "--namespace"):  # the namespace: only cluster-scoped objects here
+            kubeconfig = ARGV[i + 1] if a == "--kubeconfig" else kubeconfig
             i += 2
             continue
         if a.startswith("--kubeconfig="):
             kubeconfig = a.split("=", 1)[1]
-        elif a.startswith("--namespace="):
-            namespace = a.split("=", 1)[1]
-        elif not a.startswith("--request-timeout"):
+        elif not a.startswith(("--request-timeout", "--namespace=")):
             args.append(a)
         i += 1
     if args[:1] == ["version"]:
@@ -424,9 +384,6 @@ def kubectl(state: dict) -> None:
         config = {"clusters": [{"name": "kubernetes", "cluster": {"server": state.get("api_server", ""),
                                                                  "certificate-authority-data": "DATA+OMITTED"}}]}
         sys.stdout.write(jsonpath(config, jsonpath_format(args, "config")))
-        return
-    if args[:2] in (["get", "daemonset"], ["get", "daemonsets"], ["get", "ds"]):
-        daemonset(state, namespace, args)
         return
     node = state["node"]
     if args[:2] == ["get", "node"] or args[:2] == ["get", "nodes"]:
@@ -582,7 +539,9 @@ def aws(state: dict) -> None:
     if ARGV[:1] == ["ssm"]:
         ssm(state)
         return
-    words = [a for a in ARGV if not a.startswith("--")]
+    # aws s3 cp options that take a value (AWS CLI s3 cp reference): their values are not paths.
+    valued = {"--sse", "--sse-kms-key-id", "--storage-class"}
+    words = [a for i, a in enumerate(ARGV) if not a.startswith("--") and (i == 0 or ARGV[i - 1] not in valued)]
     if words[:2] == ["s3", "ls"]:
         uri = words[2]
         hits = {k: v for k, v in state["s3"].items() if k.startswith(uri)}
@@ -594,6 +553,10 @@ def aws(state: dict) -> None:
     if words[:2] == ["s3", "cp"]:
         src, dst = words[-2], words[-1]  # after the option values (--sse aws:kms --sse-kms-key-id KEY)
         state["s3"][dst] = os.path.getsize(src)
+        if "--sse-kms-key-id" in ARGV:
+            if ARGV[ARGV.index("--sse") + 1:ARGV.index("--sse") + 2] != ["aws:kms"]:
+                die(252, "aws: error: --sse-kms-key-id requires --sse aws:kms")
+            state.setdefault("s3_kms", {})[dst] = ARGV[ARGV.index("--sse-kms-key-id") + 1]
         save(state)
         if "--only-show-errors" not in ARGV:
             print(f"upload: {src} to {dst}")
@@ -627,7 +590,7 @@ def main() -> None:
                     save(state)
                 time.sleep(f.get("sleep", 0))
                 die(f.get("rc", 1), f.get("stderr", f"{TOOL}: injected failure"))
-        handlers = {"apt-get": apt_get, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
+        handlers = {"apt-get": apt_get, "apt-cache": apt_cache, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
                     "systemctl": systemctl, "kubectl": kubectl, "curl": curl, "aws": aws}
         if TOOL == "gpg":
             gpg(state, data)

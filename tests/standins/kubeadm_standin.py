@@ -267,9 +267,18 @@ def unit_active(unit: str) -> bool:
     try:
         os.kill(json.loads(path.read_text())["pid"], 0)
         return True
-    except (ProcessLookupError, ValueError, KeyError):
+    except ProcessLookupError:
         path.unlink(missing_ok=True)  # its supervisor died with it: nothing is loaded
         return False
+    except FileNotFoundError:
+        return False
+
+
+def write_unit(service: str, pid: int, command: list[str]) -> None:
+    """Atomically: a concurrent `unit_active` never reads a half-written file."""
+    tmp = UNITS / f".{service}.{pid}.tmp"
+    tmp.write_text(json.dumps({"pid": pid, "command": command, "started": time.time()}))
+    os.replace(tmp, unit_file(service))
 
 
 def systemd_run() -> None:
@@ -306,7 +315,7 @@ def systemd_run() -> None:
     limit = float(props.get("RuntimeMaxSec", "0") or 0)
     out = props.get("StandardOutput", "")
     log = out.split(":", 1)[1] if out.startswith("append:") else os.devnull
-    unit_file(service).write_text(json.dumps({"pid": os.getpid(), "command": command, "started": time.time()}))
+    write_unit(service, os.getpid(), command)
     if os.fork() == 0:  # the service manager's side: a new session that outlives the caller
         os.setsid()
         if os.fork() != 0:
@@ -314,7 +323,7 @@ def systemd_run() -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # nothing of the caller's session: its pipes may close any time
             os.dup2(devnull, fd)
-        unit_file(service).write_text(json.dumps({"pid": os.getpid(), "command": command, "started": time.time()}))
+        write_unit(service, os.getpid(), command)
         with open(log, "ab") as fh:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
                                     env={"PATH": SYSTEM_PATH, "LANG": "C"}, start_new_session=True)
@@ -331,6 +340,8 @@ def systemd_run() -> None:
     if not opts.get("--wait"):
         return
     while not result.exists():
+        if not unit_active(service) and not result.exists():
+            base.die(1, f"Job for {service} failed: its supervisor died (stand-in)")
         time.sleep(0.05)
     done = json.loads(result.read_text())
     result.unlink()

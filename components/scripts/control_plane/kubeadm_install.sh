@@ -9,6 +9,8 @@
 #   KUBEHOP_VERSION      required  exact version without "v", e.g. 1.27.16
 #   KUBEHOP_MINOR        optional  e.g. 1.27; must agree with KUBEHOP_VERSION
 #   KUBEHOP_APT_TIMEOUT  optional  seconds for one apt-get run; default 600
+#   KUBEHOP_POLL_INTERVAL optional seconds between looks at a still-running earlier apt-get; default 5
+#   KUBEHOP_ROOT         optional  prefix for /etc and /var paths (tests); default empty
 # Installs kubeadm=<version>-* (any Debian revision). Already done when
 # `kubeadm version -o short` prints v<version>.
 # Exit: 0 done or already done; 1 failed (reason on stderr); 2 bad input.
@@ -24,12 +26,14 @@ kubeadm_version() { # prints e.g. v1.27.16, or nothing when kubeadm is missing o
 
 main() {
   validate_common
+  validate_root
   local limit=${KUBEHOP_APT_TIMEOUT:-600} current rc=0
   seconds KUBEHOP_APT_TIMEOUT "$limit"
 
   current=$(kubeadm_version)
   if [[ $current == "v$KUBEHOP_VERSION" ]]; then
-    say "already done (kubeadm version -o short is $current), skipping"
+    ensure_held kubeadm
+    say "already done (kubeadm version -o short is $current, held), skipping"
     return 0
   fi
 

@@ -9,6 +9,8 @@
 #   KUBEHOP_VERSION      required  exact version without "v", e.g. 1.27.16
 #   KUBEHOP_MINOR        optional  e.g. 1.27; must agree with KUBEHOP_VERSION
 #   KUBEHOP_APT_TIMEOUT  optional  seconds for one apt-get run; default 600
+#   KUBEHOP_POLL_INTERVAL optional seconds between looks at a still-running earlier apt-get; default 5
+#   KUBEHOP_ROOT         optional  prefix for /etc and /var paths (tests); default empty
 #   KUBEHOP_KUBECONFIG   optional  default /etc/kubernetes/admin.conf
 # Installs kubelet=<version>-* and kubectl=<version>-* (any Debian revision).
 # Already done when `kubelet --version` says Kubernetes v<version>, `kubectl
@@ -34,6 +36,7 @@ kubectl_binary() { # prints e.g. v1.27.16, or nothing
 
 main() {
   validate_common
+  validate_root
   use_kubeconfig
   local limit=${KUBEHOP_APT_TIMEOUT:-600} kubelet_v kubectl_v running rc=0
   seconds KUBEHOP_APT_TIMEOUT "$limit"
@@ -44,7 +47,8 @@ main() {
   if [[ $kubelet_v == "$want" && $kubectl_v == "$want" ]]; then
     running=$(node_kubelet_version 2>/dev/null || true)
     if [[ $running == "$want" ]]; then
-      say "already done (kubelet and kubectl binaries are $want and the node's kubelet reports $want), skipping"
+      ensure_held kubelet kubectl
+      say "already done (kubelet and kubectl binaries are $want, held, and the node's kubelet reports $want), skipping"
       return 0
     fi
     say "kubelet and kubectl binaries are already $want but the node reports kubelet '${running:-unknown}'; restarting kubelet"

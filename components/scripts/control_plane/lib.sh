@@ -166,21 +166,41 @@ node_kubelet_version() { # prints what the node's kubelet reports, e.g. v1.27.16
 }
 
 # apt-get install PACKAGE=<version>-* (any Debian revision) for each PACKAGE,
-# within LIMIT seconds, its output also in $OUT. The packages are unheld only
-# for the install and held again whatever happened, so none can drift with a
-# later apt-get upgrade. Returns apt-get's exit status (124 or 137: timed out).
+# within LIMIT seconds, its output also in $OUT. apt-get runs detached from the
+# SSH session as the transient service kubehop-apt-<step> (run_detached; why:
+# kubeadm_apply.sh's header): a dropped connection must not kill dpkg half-way
+# (dpkg(1): an interrupted run leaves packages unconfigured until
+# `dpkg --configure -a`), and a re-run waits for a still-running one. The
+# packages are unheld only for the install and held again whatever happened, so
+# none can drift with a later apt-get upgrade. Returns apt-get's exit status
+# (124: stopped at LIMIT).
 apt_install_held() { # LIMIT PACKAGE...
-  local limit=$1 rc=0 pkg
+  local limit=$1 rc=0 pkg apt
   shift
   local -a wanted=() apt_opts=(-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   for pkg in "$@"; do wanted+=("$pkg=$KUBEHOP_VERSION-*"); done
   local which=they
   if (($# == 1)); then which=$1; fi
-  export DEBIAN_FRONTEND=noninteractive
+  apt=$(command -v apt-get) || fail "apt-get is not installed on this node"
+  wait_for_previous "apt-$STEP" "$limit"
   timeout 120 apt-mark unhold "$@" || fail "apt-mark unhold $* failed (see above); is dpkg busy or broken? ('dpkg --audit')"
-  timeout --kill-after=30 "$limit" apt-get "${apt_opts[@]}" install -y --allow-change-held-packages "${wanted[@]}" 2>&1 | tee "$OUT" || rc=$?
+  run_detached "apt-$STEP" "$limit" env DEBIAN_FRONTEND=noninteractive "$apt" "${apt_opts[@]}" install -y \
+    --allow-change-held-packages "${wanted[@]}" 2>&1 | tee "$OUT" || rc=$?
   timeout 120 apt-mark hold "$@" || fail "apt-mark hold $* failed (see above); run it by hand so $which cannot drift"
   return "$rc"
+}
+
+# A package at the right version but not held (an install that died between apt-get and
+# apt-mark, or an operator's unhold) would drift with the next `apt-get upgrade`: hold it.
+# `apt-mark showhold` prints one held package name per line (apt-mark(8)).
+ensure_held() { # PACKAGE...
+  local held pkg
+  local -a missing=()
+  held=$(timeout 60 apt-mark showhold 2>/dev/null || true)
+  for pkg in "$@"; do grep -qxF "$pkg" <<<"$held" || missing+=("$pkg"); done
+  ((${#missing[@]} == 0)) && return 0
+  say "${missing[*]} at the right version but not held; holding"
+  timeout 120 apt-mark hold "${missing[@]}" || fail "apt-mark hold ${missing[*]} failed (see above); run it by hand so they cannot drift"
 }
 
 # Long actions run as a transient systemd service named kubehop-NAME, not as a
