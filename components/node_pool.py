@@ -42,12 +42,28 @@ UNMANAGED_GROUP_FIELDS = [
 ]
 
 
-def user_data(cluster: str, pool: NodePoolConfig) -> str:
-    """The boot script with the pool's labels and taints (the dcluster values)."""
+# The launch hook's heartbeat: the boot script's join plus its Ready wait
+# (KUBEHOP_READY_TIMEOUT, 600 s) fit in it. Without a CompleteLifecycleAction the
+# hook's DefaultResult applies at the timeout (AWS Auto Scaling user guide,
+# "Amazon EC2 Auto Scaling lifecycle hooks": HeartbeatTimeout 30-7200 s, default
+# 3600; for a launch, ABANDON terminates the instance).
+LAUNCH_HOOK_TIMEOUT = 900
+
+
+def launch_hook_name(pool: NodePoolConfig) -> str:
+    return f"kubehop-{pool.name}-ready"
+
+
+def user_data(cluster: str, pool: NodePoolConfig, kubelet_version: str = "", launch_hook: str = "") -> str:
+    """The boot script with the pool's values, each base64-encoded so none can be
+    shell code (the config already refused what kubelet would not accept)."""
     labels = ",".join(f"{k}={v}" for k, v in sorted({**pool.labels, "kubehop.io/pool": pool.name}.items()))
     taints = ",".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints)
+    values = {"CLUSTER": cluster, "LABELS": labels, "TAINTS": taints, "GROUP": pool.asg_name,
+              "HOOK": launch_hook, "KUBELET": kubelet_version}
     text = script("node_pool/user_data.sh")
-    text = text.replace("__CLUSTER__", cluster).replace("__LABELS__", labels).replace("__TAINTS__", taints)
+    for name, value in values.items():
+        text = text.replace(f"__{name}_B64__", base64.b64encode(value.encode()).decode())
     return base64.b64encode(text.encode()).decode()
 
 
@@ -119,7 +135,7 @@ class NodePool(pulumi.ComponentResource):
             name=f"kubehop-{args.cluster}-{pool.name}",
             image_id=args.ami_id,
             instance_type=pool.instance_type,
-            user_data=user_data(args.cluster, pool),
+            user_data=user_data(args.cluster, pool, f"v{args.kubelet_version}", launch_hook_name(pool)),
             vpc_security_group_ids=pool.security_group_ids or None,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(name=pool.iam_instance_profile) if pool.iam_instance_profile else None,
             # tags in IMDS stay off, explicitly (an account default can turn them on): with them on,
@@ -138,6 +154,21 @@ class NodePool(pulumi.ComponentResource):
             # retained: the adopted group keeps pointing at it after `pulumi destroy`
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hook], retain_on_delete=True))
         # the group waits for `after` through the hook, like the template
+        # A launch hook completed by the boot script only when its node is Ready at the
+        # expected kubelet (user_data.sh): a launching instance waits in Pending:Wait until its
+        # hook completes (AWS Auto Scaling user guide, "How lifecycle hooks work in Auto Scaling
+        # groups") and the refresh's warm-up starts once it is InService (API reference,
+        # RefreshPreferences.InstanceWarmup), so a node that never joins is abandoned, never
+        # counted healthy. Only with kubehop's template: the adopted one's
+        # boot script would never complete it.
+        launch_hooks = [] if args.adopted_template is not None else [aws.autoscaling.LifecycleHook(
+            f"{pool.name}-launch-hook",
+            name=launch_hook_name(pool),
+            autoscaling_group_name=pool.asg_name,
+            lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+            heartbeat_timeout=LAUNCH_HOOK_TIMEOUT,
+            default_result="ABANDON",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hook]))]  # after `after`, through the drain hook
         if args.adopted_template is not None:
             template_id, version = pulumi.Output.from_input(args.adopted_template.id), pulumi.Output.from_input(args.adopted_template.version)
         else:
@@ -154,7 +185,7 @@ class NodePool(pulumi.ComponentResource):
             instance_refresh=None if args.adopting else aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling", preferences=refresh_preferences(pool)),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[hook], import_=pool.asg_name if args.adopting else None,
+                parent=self, depends_on=[hook, *launch_hooks], import_=pool.asg_name if args.adopting else None,
                 retain_on_delete=True, ignore_changes=UNMANAGED_GROUP_FIELDS))
         self.rolled = gate_step(
             f"{pool.name}-rollout-wait", gate="rollout",

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from kubehop import catalog, impact
+from kubehop import catalog, impact, node_labels
 from kubehop.catalog import Version
 from kubehop.problems import Problem, Problems
 
@@ -913,7 +913,8 @@ def _pool_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if role not in cfg.adopt.amis:
             problems.append(ConfigProblem(key=f"{NS}:adopt.amis.{role}", message=f"is required: the {role} pools keep this AMI until they roll",
                                           fix="set it to the AMI the pool's launch template uses today"))
-    for pool in cfg.node_pools:
+    for i, pool in enumerate(cfg.node_pools):
+        problems += _label_checks(i, pool)
         if pool.name not in cfg.adopt.launch_templates:
             problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
                                           fix="set {id: lt-..., version: N} from `aws autoscaling describe-auto-scaling-groups`"))
@@ -922,6 +923,22 @@ def _pool_checks(cfg: StackConfig) -> list[ConfigProblem]:
         if asgs.index(asg) != i:
             problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].asgName", value=asg, message="repeats another pool's Auto Scaling group",
                                           fix="give every pool its own asgName"))
+    return problems
+
+
+def _label_checks(i: int, pool: NodePool) -> list[ConfigProblem]:
+    """Labels and taints with the Kubernetes syntax kubelet enforces (kubehop/node_labels.py)."""
+    problems = [ConfigProblem(key=f"{NS}:nodePools[{i}].labels.{key}", value=shown, message=message, fix=fix)
+                for key, shown, message, fix in node_labels.label_problems(pool.labels)]
+    for j, taint in enumerate(pool.taints):
+        why = node_labels.key_problem(taint.key)
+        if why:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].taints[{j}].key", value=taint.key, message=f"taint key {why}",
+                                          fix="use a key like dv.io/database"))
+        why = node_labels.value_problem(taint.value)
+        if why:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].taints[{j}].value", value=taint.value, message=f"taint value {why}",
+                                          fix='use e.g. "true"'))
     return problems
 
 

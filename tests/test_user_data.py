@@ -32,7 +32,7 @@ HOSTNAME = "ip-10-0-1-23.eu-west-1.compute.internal"
 IMDS_TOKEN = "imds-session-7f3a"
 PARAMS = {f"/kubehop/{CLUSTER}/api-endpoint": ENDPOINT, f"/kubehop/{CLUSTER}/join-token": TOKEN,
           f"/kubehop/{CLUSTER}/ca-cert-hash": CA_HASH}
-REAL_TOOLS = ("bash", "cat", "rm", "sleep")
+REAL_TOOLS = ("bash", "cat", "rm", "sleep", "base64")
 
 STANDIN = r'''
 import json, os, stat, sys
@@ -65,6 +65,14 @@ if tool == "curl":
         sys.stderr.write("curl: (22) The requested URL returned error: 404\n")
         sys.exit(22)
     print(meta[key], end="")
+elif tool == "aws" and argv[:2] == ["autoscaling", "complete-lifecycle-action"]:
+    state.setdefault("completed", []).append(opt("--lifecycle-action-result"))
+    json.dump(state, open(state_path, "w"))
+elif tool == "kubectl":
+    assert argv[0] == "--kubeconfig" and argv[2:5] == ["get", "node", state["metadata"]["local-hostname"]], argv
+    seen = state["node_seen"]
+    print(seen.pop(0) if len(seen) > 1 else seen[0], end="")
+    json.dump(state, open(state_path, "w"))
 elif tool == "aws":
     assert argv[:2] == ["ssm", "get-parameter"], argv
     name = opt("--name")
@@ -96,13 +104,13 @@ elif tool == "kubeadm":
 class Box:
     """A sandboxed node: root, run dir, stand-ins and their state."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, pool: dict | None = None, kubelet: str = "", hook: str = ""):
         self.tmp = tmp
         self.root, self.run_dir, self.bin, self.rig = tmp / "root", tmp / "run", tmp / "bin", tmp / "rig"
         for d in (self.root, self.run_dir, self.bin, self.rig):
             d.mkdir()
         (self.rig / "standin.py").write_text(STANDIN)
-        for tool in ("curl", "aws", "kubeadm"):
+        for tool in ("curl", "aws", "kubeadm", "kubectl"):
             wrapper = self.bin / tool
             wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{self.rig}/standin.py" "{self.rig}" {tool} "$@"\n')
             wrapper.chmod(0o755)
@@ -110,13 +118,13 @@ class Box:
             (self.bin / tool).symlink_to(shutil.which(tool))
         self.write_state({"imds_token": IMDS_TOKEN, "params": dict(PARAMS), "fail_times": {}, "join_rc": 0,
                           "metadata": {"placement/region": REGION, "local-hostname": HOSTNAME}})
-        pool = NodePool.model_validate({
+        pool = NodePool.model_validate(pool or {
             "name": "batch", "asgName": "asg-batch", "instanceType": "m5.large", "minSize": 0, "maxSize": 3,
             "subnetIds": ["subnet-1"], "labels": {"role": "batch", "team": "data"},
             "taints": [{"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
                        {"key": "spot", "effect": "PreferNoSchedule"}]})
         self.script = tmp / "user-data.sh"
-        self.script.write_text(base64.b64decode(user_data(CLUSTER, pool)).decode())
+        self.script.write_text(base64.b64decode(user_data(CLUSTER, pool, kubelet, hook)).decode())
 
     def state(self) -> dict:
         return json.loads((self.rig / "state.json").read_text())
@@ -247,5 +255,5 @@ def test_the_filled_script_is_small_enough_for_user_data(box: Box):
     # EC2 limits user data to 16 KB before base64.
     assert len(box.script.read_bytes()) < 16 * 1024
     text = box.script.read_text()
-    assert not [p for p in ("__CLUSTER__", "__LABELS__", "__TAINTS__") if p in text]
-    assert f'CLUSTER="{CLUSTER}"' in text
+    assert "_B64__" not in text
+    assert f"decode CLUSTER '{base64.b64encode(CLUSTER.encode()).decode()}'" in text
