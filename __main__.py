@@ -81,8 +81,10 @@ async def main() -> dict:
                                                                          cfg.cluster.name, base_ami=images["worker"].ami_id))
             if hop.rolls_to_built_images:
                 amis.update({role: image.ami_id for role, image in images.items()})
+        drain_seconds = cfg.rollout.worker_drain_timeout_seconds  # one timeout: NTH's drain and the hooks'
         drainer = Drainer("drainer", DrainerArgs(cfg.cluster.name, cfg.cluster.region, provider,
-                                                 [p.asg_name for p in cfg.node_pools]), opts=in_region)
+                                                 [p.asg_name for p in cfg.node_pools], node_grace_seconds=drain_seconds),
+                          opts=in_region)
         first_master = cfg.control_plane.nodes[0].name
         join = NodeJoin("node-join", NodeJoinArgs(
             cfg.cluster.name, cfg.cluster.region, first_master, masters[first_master],
@@ -103,7 +105,7 @@ async def main() -> dict:
             on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
             node_pool = NodePool(pool.name, NodePoolArgs(
                 pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
-                cfg.control_plane.drain_timeout_seconds, cfg.cluster.imds,
+                drain_seconds, cfg.cluster.imds,
                 cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
                 after=after, adopting=adopting), opts=in_region)
             rolled_by[pool.name] = node_pool.rolled

@@ -28,6 +28,14 @@ def event_patterns(groups: list[str]) -> dict[str, dict]:
     }
 
 
+def queue_policy(queue_arn: str, rule_arns: list[str]) -> str:
+    """EventBridge may send to the queue, and only for these rules."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn,
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}}}]})
+
+
 @dataclass
 class DrainerArgs:
     cluster: str
@@ -46,16 +54,15 @@ class Drainer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         queue = aws.sqs.Queue("node-termination-queue", name=f"kubehop-{args.cluster}-nth",
                               message_retention_seconds=300, sqs_managed_sse_enabled=True, opts=child)
+        rules = {name: aws.cloudwatch.EventRule(f"node-termination-{name}", event_pattern=json.dumps(pattern), opts=child)
+                 for name, pattern in event_patterns(args.groups).items()}
+        # only this cluster's rules may send (aws:SourceArn: AWS EventBridge user guide, "Amazon SQS
+        # permissions" for EventBridge targets; IAM condition keys, aws:SourceArn)
         policy = aws.sqs.QueuePolicy("node-termination-queue-policy", queue_url=queue.url, opts=child,
-                            policy=queue.arn.apply(lambda arn: json.dumps({
-                                "Version": "2012-10-17",
-                                "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn,
-                                               "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}}]})))
-        targets = []
-        for rule_name, pattern in event_patterns(args.groups).items():
-            rule = aws.cloudwatch.EventRule(f"node-termination-{rule_name}", event_pattern=json.dumps(pattern), opts=child)
-            targets.append(aws.cloudwatch.EventTarget(f"node-termination-{rule_name}-target", rule=rule.name,
-                                                      arn=queue.arn, opts=child))
+                                     policy=pulumi.Output.all(queue.arn, *[r.arn for r in rules.values()]).apply(
+                                         lambda arns: queue_policy(arns[0], list(arns[1:]))))
+        targets = [aws.cloudwatch.EventTarget(f"node-termination-{name}-target", rule=rule.name, arn=queue.arn, opts=child)
+                   for name, rule in rules.items()]
         pin = catalog.NTH_CHART
         release = k8s.helm.v3.Release(
             "aws-node-termination-handler-addon",

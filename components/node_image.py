@@ -18,9 +18,10 @@ from kubehop.config import NodeImages as NodeImagesConfig
 from kubehop.imagehash import content_hash, declared_variables
 
 
-def ami_name(role: str, version: Version, digest: str) -> str:
-    """Must match the templates' `ami_name`: unique per version and content."""
-    return f"kubehop-{role}-{version}-{digest}"
+def ami_name(role: str, version: Version, digest: str, base_ami: str | None = None) -> str:
+    """Must match the templates' `ami_name`: unique per version and content, and for
+    the spark image per worker AMI it is built on."""
+    return f"kubehop-{role}-{version}-{digest}" + (f"-{base_ami}" if role == "spark" else "")
 
 
 @dataclass
@@ -49,7 +50,8 @@ class NodeImage(pulumi.ComponentResource):
         worker_plain = self._variables("worker", args) if args.role == "spark" else None
         # versions are folded into the hash: a containerd bump must not reuse an old AMI by name
         digest = content_hash(args.role, variables=plain, worker_variables=worker_plain)
-        name_ = ami_name(args.role, args.version, digest)
+        name_ = pulumi.Output.from_input(args.base_ami).apply(lambda base: ami_name(args.role, args.version, digest, base)) \
+            if args.role == "spark" else ami_name(args.role, args.version, digest)
         declared = declared_variables(args.role)
         extra = {"content_hash": digest, **({"worker_ami_id": args.base_ami} if args.role == "spark" else {})}
         variables = pulumi.Output.json_dumps({k: v for k, v in {**plain, **extra}.items() if k in declared})
@@ -62,7 +64,7 @@ class NodeImage(pulumi.ComponentResource):
                 "KUBEHOP_AMI_NAME": name_,
                 "AWS_REGION": args.region,
             },
-            triggers=[str(args.version), digest],
+            triggers=[str(args.version), digest, *([args.base_ami] if args.role == "spark" else [])],
             **command_hygiene(),
             opts=pulumi.ResourceOptions(parent=self))
         # the version the AMI was built for, from the build's own state: an

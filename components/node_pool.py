@@ -20,10 +20,6 @@ from kubehop.catalog import Version
 from kubehop.config import AdoptedTemplate
 from kubehop.config import NodePool as NodePoolConfig
 
-# Pauses a database pool's refresh takes at its checkpoints, on top of the rollout itself.
-DATABASE_CHECKPOINTS = [20, 40, 60, 80, 100]
-DATABASE_CHECKPOINT_DELAY = 600
-
 # Group fields kubehop does not manage: whatever the group has stays as it is, on
 # the adoption run and after. In the Terraform schema pulumi-aws bridges
 # (terraform-provider-aws internal/service/autoscaling/group.go) `tag`,
@@ -48,6 +44,9 @@ UNMANAGED_GROUP_FIELDS = [
 # "Amazon EC2 Auto Scaling lifecycle hooks": HeartbeatTimeout 30-7200 s, default
 # 3600; for a launch, ABANDON terminates the instance).
 LAUNCH_HOOK_TIMEOUT = 900
+# A new instance without a Ready node this long after launch fails the rollout gate:
+# by then its launch hook has abandoned it (or it slipped past the hook).
+JOIN_BOUND = LAUNCH_HOOK_TIMEOUT + 300
 
 
 def launch_hook_name(pool: NodePoolConfig) -> str:
@@ -67,16 +66,29 @@ def user_data(cluster: str, pool: NodePoolConfig, kubelet_version: str = "", lau
     return base64.b64encode(text.encode()).decode()
 
 
-def refresh_preferences(pool: NodePoolConfig) -> aws.autoscaling.GroupInstanceRefreshPreferencesArgs:
-    """Database pools: one node at a time (launch before terminate) with pauses."""
+def refresh_values(pool: NodePoolConfig) -> tuple[int, int | None, int]:
+    """(MinHealthyPercentage, MaxHealthyPercentage, InstanceWarmup): database pools one
+    node at a time, launched before the old one goes. One source for the group's refresh
+    and for the one the rollout gate starts after a cancel.
+
+    No checkpoints: their pauses checked nothing. The launch hook now holds each
+    replacement until its node is Ready, and the gate fails (and cancels the refresh)
+    on the first node that never joins."""
     if pool.database:
-        return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-            min_healthy_percentage=100, max_healthy_percentage=110, instance_warmup=str(pool.instance_warmup_seconds),
-            checkpoint_percentages=DATABASE_CHECKPOINTS, checkpoint_delay=str(DATABASE_CHECKPOINT_DELAY),
-            skip_matching=True)
+        return 100, 110, pool.instance_warmup_seconds
+    return pool.min_healthy_percentage, None, pool.instance_warmup_seconds
+
+
+def refresh_preferences(pool: NodePoolConfig) -> aws.autoscaling.GroupInstanceRefreshPreferencesArgs:
+    low, high, warmup = refresh_values(pool)
     return aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-        min_healthy_percentage=pool.min_healthy_percentage, instance_warmup=str(pool.instance_warmup_seconds),
-        skip_matching=True)
+        min_healthy_percentage=low, max_healthy_percentage=high, instance_warmup=str(warmup), skip_matching=True)
+
+
+def refresh_gate_args(pool: NodePoolConfig) -> list[str]:
+    low, high, warmup = refresh_values(pool)
+    return ["--manage-refresh", "--min-healthy-percentage", str(low), *(["--max-healthy-percentage", str(high)] if high else []),
+            "--instance-warmup", str(warmup), "--join-bound", str(JOIN_BOUND)]
 
 
 def join_token_ttl_hours(pools: list[NodePoolConfig], configured: int) -> int:
@@ -87,9 +99,8 @@ def join_token_ttl_hours(pools: list[NodePoolConfig], configured: int) -> int:
 
 
 def rollout_timeout(pool: NodePoolConfig) -> int:
-    """The pool's own bound, plus the checkpoint pauses of a database pool."""
-    pauses = len(DATABASE_CHECKPOINTS) * DATABASE_CHECKPOINT_DELAY if pool.database else 0
-    return pool.rollout_timeout_seconds + pauses
+    """The pool's own bound."""
+    return pool.rollout_timeout_seconds
 
 
 @dataclass
@@ -101,6 +112,7 @@ class NodePoolArgs:
     kubelet_version: Version
     kubeconfig: pulumi.Input[str]
     drain_timeout_seconds: int
+    """rollout.workerDrainTimeoutSeconds: NTH's drain bound, the same in the drainer."""
     imds: str = "v2"
     """The cluster's IMDS version: a pool without its own setting follows it."""
     adopted_template: AdoptedTemplate | None = None
@@ -127,6 +139,8 @@ class NodePool(pulumi.ComponentResource):
             f"{pool.name}-drain-hook",
             autoscaling_group_name=pool.asg_name,
             lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+            # NTH drains for drain_timeout_seconds (its nodeTerminationGracePeriod) and then
+            # completes the hook; 120 s more so the hook never ends a drain (<= 7200, config)
             heartbeat_timeout=args.drain_timeout_seconds + 120,
             default_result="CONTINUE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))  # the drainer runs first
@@ -144,6 +158,9 @@ class NodePool(pulumi.ComponentResource):
             # kubernetes/cloud-provider-aws#436, #762). Nothing on a node reads tags from IMDS.
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required" if imdsv2 else "optional",
+                # hop limit 2, not 1: NTH runs in queue mode, which never uses host networking
+                # (NTH v1.25.6 chart values.yaml, useHostNetwork), so its pod reaches IMDS for the
+                # node role's credentials through one more hop (README, "Node pools")
                 http_put_response_hop_limit=2, instance_metadata_tags="disabled"),
             update_default_version=True,
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
@@ -191,6 +208,7 @@ class NodePool(pulumi.ComponentResource):
             f"{pool.name}-rollout-wait", gate="rollout",
             args=["--asg", pool.asg_name, "--region", args.region, "--launch-template-version", version,
                   "--image-id", args.ami_id, "--kubelet-version", f"v{args.kubelet_version}",
+                  *([] if args.adopting else refresh_gate_args(pool)),
                   "--timeout", str(rollout_timeout(pool)), "--interval", "30"],
             triggers=[version, args.ami_id],
             secret_env=None, kubeconfig=args.kubeconfig, parent=self, depends_on=[group])

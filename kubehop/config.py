@@ -450,6 +450,10 @@ class Rollout(Model):
     """How many pools roll side by side (database pools always one at a time)."""
 
     max_parallel_pools: int = Field(3, ge=1, le=50, alias="maxParallelPools")
+    worker_drain_timeout_seconds: int = Field(900, ge=60, le=7080, alias="workerDrainTimeoutSeconds")
+    """How long NTH drains a terminating worker (its nodeTerminationGracePeriod, the drain
+    timeout in NTH v1.25.6 pkg/node/node.go); each pool's termination hook waits 120 s
+    longer, and AWS caps a hook's HeartbeatTimeout at 7200 s (PutLifecycleHook)."""
     max_unavailable_nodes: int = Field(20, ge=1, alias="maxUnavailableNodes")
     """Capacity budget: the nodes that may be out of service at once across the
     non-database pools rolling side by side (each pool counts the batch its

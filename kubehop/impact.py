@@ -29,6 +29,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "node-pool": ("Points the Auto Scaling group at the new launch-template version and starts an instance refresh: nodes are drained (termination hook + drainer) and replaced.", "high"),
     "rollout-wait": ("Waits until every instance runs the new launch template/AMI and its node is Ready at the expected kubelet version.", "low"),
     "drain-hook": ("Termination lifecycle hook: terminating instances wait for the drainer.", "low"),
+    "launch-hook": ("Launch lifecycle hook: a new instance counts only once its node is Ready at the new kubelet; one that never joins is abandoned.", "low"),
     "traffic-maintain": ("Marks the cluster maintaining: user traffic moves to the sibling cluster.", "high"),
     "mysql-replication-check": ("Checks MySQL replication (IO and SQL threads running, lag under the limit) before the switch.", "low"),
     "mysql-switch": ("Patches the ServiceSwitch so MySQL endpoints point at the standby in the sibling cluster.", "high"),
@@ -72,5 +73,5 @@ def describe(action: str, target: str, op: str, *, database: bool = False) -> tu
         risk, text = ADDON_RISK[target]
         impact = f"{impact} {text}"
     if action == "node-pool" and database:
-        impact += " Database pool (MySQL/Kafka/YugabyteDB/ClickHouse): one node at a time with checkpoints."
+        impact += " Database pool (MySQL/Kafka/YugabyteDB/ClickHouse): one node at a time, each replacement Ready before the next."
     return impact, risk

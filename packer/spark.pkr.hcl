@@ -147,7 +147,8 @@ variable "tags" {
 }
 
 locals {
-  ami_name   = "${var.ami_name_prefix}-${var.kubernetes_version}-${var.content_hash}"
+  # the worker AMI it is built on is in the name: a new worker AMI never reuses an old spark AMI
+  ami_name   = "${var.ami_name_prefix}-${var.kubernetes_version}-${var.content_hash}-${var.worker_ami_id}"
   remote_dir = "/tmp/kubehop"
   image_tags = merge(var.tags, {
     Name                         = local.ami_name
@@ -169,7 +170,7 @@ source "amazon-ebs" "spark" {
   ssh_username  = "ubuntu"
   source_ami    = var.worker_ami_id
 
-  ami_name        = "${var.ami_name_prefix}-${var.kubernetes_version}-${var.content_hash}"
+  ami_name        = local.ami_name
   ami_description = "kubehop spark worker: Kubernetes ${var.kubernetes_version}, Hadoop ${var.hadoop_version}, ${var.jdk_package}, content ${var.content_hash}"
   ena_support     = true
   sriov_support   = true

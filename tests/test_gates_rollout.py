@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import socket
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -104,6 +105,8 @@ def cloud():
         server.start()
         try:
             host, port = server.get_host_and_port()
+            # moto keeps its backends per process: start clean when another module reuses this fixture
+            urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10)
             yield Cloud(f"http://{host}:{port}")
         finally:
             server.stop()

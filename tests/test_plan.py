@@ -334,7 +334,10 @@ def test_pools_pin_a_concrete_template_version_and_refresh_preferences(efficient
         wait = step(s, "rollout-wait", pool)["inputs"]["create"]
         assert f"--launch-template-version {version}" in wait and "--kubelet-version v1.29.15" in wait
     db = step(s, "node-pool", "databases")["inputs"]["instanceRefresh"]["preferences"]
-    assert db["minHealthyPercentage"] == 100 and db["checkpointPercentages"] == [20, 40, 60, 80, 100]
+    # one node at a time, no checkpoint pauses (they checked nothing): the gate steers the refresh
+    assert db["minHealthyPercentage"] == 100 and db["maxHealthyPercentage"] == 110 and "checkpointPercentages" not in db
+    db_wait = step(s, "rollout-wait", "databases")["inputs"]["create"]
+    assert "--manage-refresh --min-healthy-percentage 100 --max-healthy-percentage 110" in db_wait
     workers = step(s, "node-pool", "workers")["inputs"]["instanceRefresh"]["preferences"]
     assert workers["minHealthyPercentage"] == 90
     assert step(s, "node-pool", "databases")["risk"] == "high"

@@ -178,13 +178,16 @@ def test_a_pinned_ami_skips_the_build_and_is_rolled(baseline):
 def test_pool_labels_and_taints_reach_the_join(baseline):
     import base64
 
+    def encoded(text: str) -> str:  # user_data.sh gets every value base64-encoded
+        return base64.b64encode(text.encode()).decode()
+
     templates = {r.name: r.inputs for r in baseline.resources.values() if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
     spark = base64.b64decode(templates["spark-launch-template"]["userData"]).decode()
-    assert 'NODE_TAINTS="dv.io/spark=true:NoSchedule"' in spark
-    assert "dv.io/node-type=spark" in spark and "spark-long-living=v1" in spark and "kubehop.io/pool=spark" in spark
-    assert 'CLUSTER="aws-uswest2-prod-b"' in spark
+    assert f"decode NODE_TAINTS '{encoded('dv.io/spark=true:NoSchedule')}'" in spark
+    assert f"decode NODE_LABELS '{encoded('dv.io/node-type=spark,kubehop.io/pool=spark,spark-long-living=v1')}'" in spark
+    assert f"decode CLUSTER '{encoded('aws-uswest2-prod-b')}'" in spark
     workers = base64.b64decode(templates["workers-launch-template"]["userData"]).decode()
-    assert 'NODE_TAINTS=""' in workers
+    assert "decode NODE_TAINTS ''" in workers
 
 
 def test_adoption_neither_builds_nor_rolls_images(baseline):
@@ -251,7 +254,7 @@ def test_drain_plumbing(baseline):
     assert {t["resourceType"] for t in tags} == {"instance", "volume"}
     assert all(t["tags"]["kubernetes.io/cluster/aws-uswest2-prod-b"] == "owned" for t in tags)
     db_wait = by_name["databases-rollout-wait"].inputs["create"]
-    assert "--timeout 6600" in db_wait and "--timeout 3600" in by_name["workers-rollout-wait"].inputs["create"]
+    assert "--timeout 3600" in db_wait and "--timeout 3600" in by_name["workers-rollout-wait"].inputs["create"]
 
 
 def test_adoption_checks_the_cluster_runs_the_adopt_versions(baseline):

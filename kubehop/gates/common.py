@@ -17,6 +17,8 @@ class Verdict:
 
     ok: bool
     detail: str
+    final: bool = False
+    """A failure no later look can mend (a failed refresh): stop polling at once."""
 
 
 def poll(
@@ -47,6 +49,8 @@ def poll(
         print(f"[{name}] attempt {attempt}: {status}: {verdict.detail}", file=out, flush=True)
         if verdict.ok:
             return verdict
+        if verdict.final:
+            raise GateError(f"{name} failed: {verdict.detail}")
         remaining = deadline - clock()
         if remaining <= 0:
             raise GateError(f"{name} did not pass within {timeout:g}s: {verdict.detail}")

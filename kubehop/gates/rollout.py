@@ -18,17 +18,27 @@ Passes when, in one look:
 Otherwise it names the instances left behind: id, launch template version,
 image, node and its state. AWS credentials come from the usual boto3 chain,
 never from argv.
+
+With --manage-refresh it also steers the group's instance refresh
+(kubehop/gates/refresh.py): it fails at once when a refresh it watched fails
+or is cancelled, or when an instance on the new image has had no Ready node
+for --join-bound seconds after launch; it starts a refresh (with the pool's
+preferences) when none is active and the group is not rolled, replaces one
+started for an older launch template version, and cancels the active refresh
+whenever it fails (the timeout included).
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import sys
+from datetime import datetime, timezone
 
 import boto3
 from botocore.config import Config
 
-from kubehop.gates.common import Verdict, add_poll_arguments, poll
+from kubehop.gates.common import GateError, Verdict, add_poll_arguments, poll
+from kubehop.gates.refresh import Preferences, RefreshWatch
 from kubehop.gates.kube import (
     add_kubectl_arguments,
     is_cordoned,
@@ -54,6 +64,12 @@ def register(subparsers) -> None:
     p.add_argument("--image-id", metavar="AMI", help="the new worker AMI (ami-...)")
     p.add_argument("--endpoint-url", help="AWS endpoint override (tests, VPC endpoints)")
     p.add_argument("--kubelet-version", required=True, metavar="vX.Y.Z", help="kubelet the new nodes must run")
+    p.add_argument("--manage-refresh", action="store_true", help="watch, start and cancel the group's instance refresh")
+    p.add_argument("--min-healthy-percentage", type=int, default=90, help="preference of a refresh the gate starts")
+    p.add_argument("--max-healthy-percentage", type=int, help="preference of a refresh the gate starts")
+    p.add_argument("--instance-warmup", type=int, default=300, help="preference of a refresh the gate starts (seconds)")
+    p.add_argument("--join-bound", type=float, default=1200, metavar="SECONDS",
+                   help="fail when an instance on the new image has no Ready node this long after launch")
     add_kubectl_arguments(p)
     add_poll_arguments(p, timeout=1800, interval=30)
     p.set_defaults(func=run_rollout, _parser=p)
@@ -75,6 +91,12 @@ def _clients(args):
     return session.client("autoscaling", **kw), session.client("ec2", **kw)
 
 
+def refresh_client(args):
+    """The client for the instance-refresh calls, apart from the rest: moto serves no
+    instance-refresh API, so tests give this one a botocore Stubber."""
+    return _clients(args)[0]
+
+
 def group_launch_template(group: dict) -> dict | None:
     spec = group.get("LaunchTemplate")
     if not spec:
@@ -84,8 +106,8 @@ def group_launch_template(group: dict) -> dict | None:
     return spec or None
 
 
-def resolve_template(ec2, spec: dict) -> tuple[str, int, str | None]:
-    """(template label, version number the group launches, that version's ImageId)."""
+def resolve_template(ec2, spec: dict) -> tuple[str, int, str | None, datetime | None]:
+    """(template label, version number the group launches, that version's ImageId and CreateTime)."""
     ident = {"LaunchTemplateId": spec["LaunchTemplateId"]} if spec.get("LaunchTemplateId") else {
         "LaunchTemplateName": spec["LaunchTemplateName"]
     }
@@ -100,8 +122,9 @@ def resolve_template(ec2, spec: dict) -> tuple[str, int, str | None]:
         number = int(version)
     versions = ec2.describe_launch_template_versions(**ident, Versions=[str(number)])["LaunchTemplateVersions"]
     image = (versions[0].get("LaunchTemplateData") or {}).get("ImageId") if versions else None
+    created = versions[0].get("CreateTime") if versions else None
     label = spec.get("LaunchTemplateName") or spec.get("LaunchTemplateId")
-    return label, number, image
+    return label, number, image, created
 
 
 def describe_instances(ec2, ids: list[str]) -> dict[str, dict]:
@@ -129,91 +152,124 @@ def index_nodes(nodes: list[dict]) -> tuple[dict[str, dict], dict[str, dict]]:
     return by_id, by_dns
 
 
+def _wanted(args) -> str:
+    parts = ([f"launch template v{args.launch_template_version}"] if args.launch_template_version is not None else []) \
+        + ([f"image {args.image_id}"] if args.image_id else [])
+    return "either " + " or ".join(parts) if len(parts) > 1 else parts[0]
+
+
+def _template_problems(ec2, group: dict, args) -> tuple[list[str], datetime | None]:
+    """The group's launch template must be the wanted version/image; also that version's CreateTime."""
+    spec = group_launch_template(group)
+    if spec is None:
+        return [f"group {args.asg} launches from no launch template"], None
+    problems = []
+    label, number, lt_image, created = resolve_template(ec2, spec)
+    if args.launch_template_version is not None and number != args.launch_template_version:
+        problems.append(f"group {args.asg} launches {label} version {number} ({spec.get('Version')}), want {args.launch_template_version}")
+    if args.image_id and lt_image != args.image_id:
+        problems.append(f"{label} version {number} uses image {lt_image}, want {args.image_id}")
+    return problems, created
+
+
+def _is_new(inst: dict, ec2_inst: dict, args) -> bool:
+    lt_version = str((inst.get("LaunchTemplate") or {}).get("Version", "-"))
+    new_version = args.launch_template_version is not None and lt_version == str(args.launch_template_version)
+    return new_version or (bool(args.image_id) and ec2_inst.get("ImageId") == args.image_id)
+
+
+def _behind(inst: dict, ec2_inst: dict, node: dict | None, args) -> str | None:
+    """Why an InService instance is not rolled (None when it is), naming its state."""
+    iid = inst["InstanceId"]
+    lt_version = str((inst.get("LaunchTemplate") or {}).get("Version", "-"))
+    image = ec2_inst.get("ImageId", "unknown image")
+    dns = ec2_inst.get("PrivateDnsName") or ""
+    why = [] if _is_new(inst, ec2_inst, args) else [f"not on {_wanted(args)}"]
+    state = (ec2_inst.get("State") or {}).get("Name", "not found")
+    if state != "running":
+        why.append(f"EC2 state {state}")
+    if inst.get("HealthStatus") not in (None, "Healthy"):
+        why.append(f"ASG health {inst.get('HealthStatus')}")
+    if node is None:
+        node_state = "no node"
+        why.append(f"no Kubernetes node (providerID or {dns or 'private DNS name'})")
+    else:
+        ready, state = node_ready(node)
+        kubelet = kubelet_version(node) or "unknown"
+        node_state = f"{name_of(node)} {state} kubelet {kubelet}"
+        if not ready:
+            why.append(f"node {state}")
+        if not version_matches(kubelet, args.kubelet_version):
+            why.append(f"kubelet {kubelet}, want {args.kubelet_version}")
+        if is_cordoned(node):
+            why.append("node cordoned")
+            node_state += " cordoned"
+    return f"{iid} [LT v{lt_version}, {image}, node {node_state}]: {', '.join(why)}" if why else None
+
+
+def _never_joined(inst: dict, ec2_inst: dict, node: dict | None, args, now: datetime) -> str | None:
+    """A new instance whose node is not Ready --join-bound seconds after launch: the image is bad."""
+    launched = ec2_inst.get("LaunchTime")
+    if not launched or not _is_new(inst, ec2_inst, args) or (node is not None and node_ready(node)[0]):
+        return None
+    age = (now - launched).total_seconds()
+    if age < args.join_bound:
+        return None
+    seen = "no Kubernetes node" if node is None else f"node {name_of(node)} {node_ready(node)[1]}"
+    return (f"{inst['InstanceId']} ({ec2_inst.get('ImageId')}, {inst.get('LifecycleState')}, launched {age:.0f}s ago): "
+            f"{seen} after the {args.join_bound:g}s bound")
+
+
 def run_rollout(args) -> str:
     if args.launch_template_version is None and not args.image_id:
         args._parser.error("give --launch-template-version, --image-id, or both")
     autoscaling, ec2 = _clients(args)
     k = kubectl_from_args(args)
-    want_version = args.launch_template_version
-    wanted = " nor ".join(
-        ([f"launch template v{want_version}"] if want_version is not None else [])
-        + ([f"image {args.image_id}"] if args.image_id else [])
-    )
-    if " nor " in wanted:
-        wanted = "either " + wanted.replace(" nor ", " or ")
+    watch = RefreshWatch(refresh_client(args), args.asg, Preferences(
+        args.min_healthy_percentage, args.max_healthy_percentage, args.instance_warmup), args.launch_template_version) \
+        if args.manage_refresh else None
 
     def look() -> Verdict:
         groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[args.asg])["AutoScalingGroups"]
         if not groups:
             return Verdict(False, f"Auto Scaling group {args.asg} not found in {args.region}")
         group = groups[0]
-        problems = []
-
-        spec = group_launch_template(group)
-        if spec is None:
-            problems.append(f"group {args.asg} launches from no launch template")
-        else:
-            label, number, lt_image = resolve_template(ec2, spec)
-            if want_version is not None and number != want_version:
-                problems.append(
-                    f"group {args.asg} launches {label} version {number} ({spec.get('Version')}), want {want_version}"
-                )
-            if args.image_id and lt_image != args.image_id:
-                problems.append(f"{label} version {number} uses image {lt_image}, want {args.image_id}")
-
+        problems, created = _template_problems(ec2, group, args)
         desired = group.get("DesiredCapacity", 0)
-        in_service = [i for i in group.get("Instances", []) if i.get("LifecycleState") == "InService"]
+        members = group.get("Instances", [])
+        in_service = [i for i in members if i.get("LifecycleState") == "InService"]
         if len(in_service) < desired:
-            others = [f"{i['InstanceId']} {i.get('LifecycleState')}" for i in group.get("Instances", [])
-                      if i.get("LifecycleState") != "InService"]
-            problems.append(
-                f"{len(in_service)}/{desired} instances InService" + (f" (others: {', '.join(others)})" if others else "")
-            )
-
-        details = describe_instances(ec2, [i["InstanceId"] for i in in_service])
+            others = [f"{i['InstanceId']} {i.get('LifecycleState')}" for i in members if i.get("LifecycleState") != "InService"]
+            problems.append(f"{len(in_service)}/{desired} instances InService" + (f" (others: {', '.join(others)})" if others else ""))
+        details = describe_instances(ec2, [i["InstanceId"] for i in members])
         by_id, by_dns = index_nodes(k.items("nodes", kind="Node"))
-        behind = []
-        for inst in in_service:
-            iid = inst["InstanceId"]
-            lt_version = str((inst.get("LaunchTemplate") or {}).get("Version", "-"))
-            ec2_inst = details.get(iid, {})
-            image = ec2_inst.get("ImageId", "unknown image")
-            dns = ec2_inst.get("PrivateDnsName") or ""
-            node = by_id.get(iid) or (by_dns.get(dns) if dns else None)
-            why = []
-            new_version = want_version is not None and lt_version == str(want_version)
-            new_image = bool(args.image_id) and image == args.image_id
-            if not (new_version or new_image):
-                why.append(f"not on {wanted}")
-            state = (ec2_inst.get("State") or {}).get("Name", "not found")
-            if state != "running":
-                why.append(f"EC2 state {state}")
-            if inst.get("HealthStatus") not in (None, "Healthy"):
-                why.append(f"ASG health {inst.get('HealthStatus')}")
-            if node is None:
-                node_state = "no node"
-                why.append(f"no Kubernetes node (providerID or {dns or 'private DNS name'})")
-            else:
-                ready, state = node_ready(node)
-                kubelet = kubelet_version(node) or "unknown"
-                node_state = f"{name_of(node)} {state} kubelet {kubelet}"
-                if not ready:
-                    why.append(f"node {state}")
-                if not version_matches(kubelet, args.kubelet_version):
-                    why.append(f"kubelet {kubelet}, want {args.kubelet_version}")
-                if is_cordoned(node):
-                    why.append("node cordoned")
-                    node_state += " cordoned"
-            if why:
-                behind.append(f"{iid} [LT v{lt_version}, {image}, node {node_state}]: {', '.join(why)}")
+
+        def node_of(inst: dict) -> dict | None:
+            dns = details.get(inst["InstanceId"], {}).get("PrivateDnsName") or ""
+            return by_id.get(inst["InstanceId"]) or (by_dns.get(dns) if dns else None)
+
+        behind = [line for i in in_service if (line := _behind(i, details.get(i["InstanceId"], {}), node_of(i), args))]
         if behind:
             problems.append(f"{len(behind)}/{len(in_service)} instances not rolled: {name_list(behind)}")
-        if problems:
+        if not problems:
+            return Verdict(True, f"group {args.asg}: {len(in_service)}/{desired} InService on the new launch template/image, "
+                                 f"nodes Ready at {args.kubelet_version}")
+        if watch is None:
             return Verdict(False, "; ".join(problems))
-        return Verdict(
-            True,
-            f"group {args.asg}: {len(in_service)}/{desired} InService on the new launch template/image, "
-            f"nodes Ready at {args.kubelet_version}",
-        )
+        now = datetime.now(timezone.utc)
+        unjoined = [line for i in members if (line := _never_joined(i, details.get(i["InstanceId"], {}), node_of(i), args, now))]
+        if unjoined:
+            return Verdict(False, f"new instances never became Ready nodes: {name_list(unjoined)}; " + "; ".join(problems), final=True)
+        happened, final = watch.steer(created)
+        return Verdict(False, "; ".join([happened, *problems]), final=final)
 
-    return poll(f"rollout {args.asg}", look, timeout=args.timeout, interval=args.interval, out=sys.stderr).detail
+    try:
+        return poll(f"rollout {args.asg}", look, timeout=args.timeout, interval=args.interval, out=sys.stderr).detail
+    except GateError as exc:
+        if watch is None:
+            raise
+        try:
+            done = watch.cancel()
+        except Exception as cancel_exc:  # still report the gate's own failure
+            done = f"cancelling the refresh failed ({type(cancel_exc).__name__}: {cancel_exc}); cancel it by hand"
+        raise GateError(f"{exc}; {done}") from None

@@ -19,7 +19,7 @@ DEFAULTS: dict[str, float] = {
 OTHER = 1.0
 """Any step the table does not name (preflight, join token, drain hook, ...)."""
 ROLLOUT_BY_KIND = {"database": 90.0, "spark": 30.0}
-"""rollout-wait of a database pool (one node at a time, checkpoint pauses) and of a Spark pool."""
+"""rollout-wait of a database pool (one node at a time, each new node Ready first) and of a Spark pool."""
 DELETED = 0.0
 """Removing a finished step from the state runs nothing on the cluster."""
 
