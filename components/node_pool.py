@@ -208,7 +208,7 @@ class NodePool(pulumi.ComponentResource):
             f"{pool.name}-rollout-wait", gate="rollout",
             args=["--asg", pool.asg_name, "--region", args.region, "--launch-template-version", version,
                   "--image-id", args.ami_id, "--kubelet-version", f"v{args.kubelet_version}",
-                  *([] if args.adopting else refresh_gate_args(pool)),
+                  *refresh_gate_args(pool),
                   "--timeout", str(rollout_timeout(pool)), "--interval", "30"],
             triggers=[version, args.ami_id],
             secret_env=None, kubeconfig=args.kubeconfig, parent=self, depends_on=[group])
