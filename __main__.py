@@ -95,19 +95,18 @@ async def main() -> dict:
         ready: list[pulumi.Resource] = [*addons.checks.values(), *drainer.ready, join.step]
         waits = waves.waits_for(cfg.node_pools, cfg.rollout)
         for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
-            # only the nearest steps: a pool after a wave waits for `ready` through that wave's
-            # rollout waits, because the SDK sends a resource's registration only once every
-            # depends_on URN has resolved (pulumi/runtime/resource.py prepare_resource awaits
-            # _resolve_depends_on_urns), so listing `ready` again adds edges, not order. Each edge
-            # costs a walk of its target's dependencies (pulumi/runtime/resource_cycle_breaker.py
-            # _reachable): repeated per pool, that walk made the plan grow faster than the cluster.
-            after = [rolled_by[name] for name in waits[pool.name]] or ready
+            # only the nearest steps: a pool's hooks and template wait for `ready`, its group for the
+            # previous wave's rollout waits (which waited for `ready`: the SDK sends a registration
+            # only once every depends_on URN resolved, pulumi/runtime/resource.py prepare_resource).
+            # Each edge costs a walk of its target's whole graph (pulumi/runtime/
+            # resource_cycle_breaker.py _reachable), so few edges reach the growing chain of waves.
+            after = [rolled_by[name] for name in waits[pool.name]]
             on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
             node_pool = NodePool(pool.name, NodePoolArgs(
                 pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, kubeconfig,
                 drain_seconds, cfg.cluster.imds,
                 cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
-                after=after, adopting=adopting), opts=in_region)
+                ready=ready, after=after, adopting=adopting), opts=in_region)
             rolled_by[pool.name] = node_pool.rolled
             records[f"rollout:{pool.role}:{pool.name}"] = node_pool.rolled
 

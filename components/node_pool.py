@@ -118,9 +118,12 @@ class NodePoolArgs:
     adopted_template: AdoptedTemplate | None = None
     """While the pool still runs its adopted AMI, the group keeps the launch
     template it was imported with; it moves to kubehop's on its first rollout."""
+    ready: list[pulumi.Resource] = field(default_factory=list)
+    """The stage's prerequisites (addon checks, drainer, join token): the drain hook and
+    the launch template wait for these only, so a pool's own steps walk a small graph."""
     after: list[pulumi.Resource] = field(default_factory=list)
-    """What the pool waits for: the stage's addon checks, drainer and join token, or the
-    previous wave's rollout waits (which waited for those)."""
+    """The previous wave's rollout waits (they waited for `ready`): only what moves the
+    group (the launch hook and the group itself) waits for them; empty in the first wave."""
     adopting: bool = False
     """The adoption run: the group is imported, declaring only what the import reads back."""
 
@@ -143,7 +146,9 @@ class NodePool(pulumi.ComponentResource):
             # completes the hook; 120 s more so the hook never ends a drain (<= 7200, config)
             heartbeat_timeout=args.drain_timeout_seconds + 120,
             default_result="CONTINUE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))  # the drainer runs first
+            # the drainer runs first; a drain hook before the previous wave ends only makes a
+            # scale-in of this pool drain through NTH, which is ready by then
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.ready)))
         template = aws.ec2.LaunchTemplate(
             f"{pool.name}-launch-template",
             name=f"kubehop-{args.cluster}-{pool.name}",
@@ -166,11 +171,11 @@ class NodePool(pulumi.ComponentResource):
             tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
                                 for kind in ("instance", "volume")],
             # a new kubelet must never be launchable before the control plane is at its version: the
-            # template waits for `after` through the hook (the SDK registers a resource only once each
-            # depends_on URN resolved: pulumi/runtime/resource.py prepare_resource);
+            # template waits for `ready` through the hook (the SDK registers a resource only once each
+            # depends_on URN resolved: pulumi/runtime/resource.py prepare_resource). A new template
+            # version launches nothing until the group points at it (the group names its version);
             # retained: the adopted group keeps pointing at it after `pulumi destroy`
             opts=pulumi.ResourceOptions(parent=self, depends_on=[hook], retain_on_delete=True))
-        # the group waits for `after` through the hook, like the template
         # A launch hook completed by the boot script only when its node is Ready at the
         # expected kubelet (user_data.sh): a launching instance waits in Pending:Wait until its
         # hook completes (AWS Auto Scaling user guide, "How lifecycle hooks work in Auto Scaling
@@ -185,7 +190,9 @@ class NodePool(pulumi.ComponentResource):
             lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
             heartbeat_timeout=LAUNCH_HOOK_TIMEOUT,
             default_result="ABANDON",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[hook]))]  # after `after`, through the drain hook
+            # created only when the group is about to move: an instance the adopted template launches
+            # meanwhile would never complete it and be abandoned
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hook, *args.after]))]
         if args.adopted_template is not None:
             template_id, version = pulumi.Output.from_input(args.adopted_template.id), pulumi.Output.from_input(args.adopted_template.version)
         else:
@@ -202,7 +209,10 @@ class NodePool(pulumi.ComponentResource):
             instance_refresh=None if args.adopting else aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling", preferences=refresh_preferences(pool)),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[hook, *launch_hooks], import_=pool.asg_name if args.adopting else None,
+                # after the previous wave: through the launch hook when there is one (one edge
+                # to the wave's graph, not one per step: each edge costs the SDK's cycle check a
+                # walk of its target's whole graph, pulumi/runtime/resource_cycle_breaker.py)
+                parent=self, depends_on=launch_hooks or [hook, *args.after], import_=pool.asg_name if args.adopting else None,
                 retain_on_delete=True, ignore_changes=UNMANAGED_GROUP_FIELDS))
         self.rolled = gate_step(
             f"{pool.name}-rollout-wait", gate="rollout",

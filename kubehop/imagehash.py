@@ -19,6 +19,8 @@ Plain Python: no Pulumi, no network; python-hcl2 parses the templates.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -198,12 +200,20 @@ def content_hash(
 
 
 def _load_template(role: str, root: str | Path | None) -> dict:
+    """The parsed template; parsed once per file content (each plan stage asks again)."""
+    path = template_path(role, root)
+    stat = path.stat()
+    return copy.deepcopy(_parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: str, mtime_ns: int, size: int) -> dict:
     import hcl2  # python-hcl2 >= 8: strip quotes, no block markers
 
     options = hcl2.SerializationOptions(
         strip_string_quotes=True, explicit_blocks=False, with_comments=False
     )
-    with template_path(role, root).open(encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         return hcl2.load(handle, serialization_options=options)
 
 

@@ -91,7 +91,8 @@ def pools_config(max_parallel: int, budget: int) -> dict:
 
 
 def rolled_before(s: dict, first: str, then: str) -> bool:
-    return step(s, "rollout-wait", first)["id"] in ancestors(s, step(s, "launch-template", then)["id"])
+    """`then`'s group moves (and its refresh starts) only after `first` rolled."""
+    return step(s, "rollout-wait", first)["id"] in ancestors(s, step(s, "node-pool", then)["id"])
 
 
 @pytest.mark.parametrize("max_parallel, budget, serial", [(1, 20, True), (3, 1, True), (3, 200, False)])

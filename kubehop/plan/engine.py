@@ -23,7 +23,9 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import rpc
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
@@ -187,11 +189,19 @@ def run_program(config: dict[str, str], secret_keys: list[str], *, stack: str,
         stacks.append(get_root_resource())
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
 
+    # The SDK walks the Python stack at every registration for the engine's source positions
+    # (pulumi/runtime/resource.py register_resource calls _get_stack_trace); the mock monitor
+    # reads none, so offline each registration sends an empty trace, as it may (the field is
+    # optional in proto/pulumi/resource.proto RegisterResourceRequest.stackTrace).
+    traced = pulumi_resource._get_stack_trace
+    pulumi_resource._get_stack_trace = source_pb2.StackTrace
     try:
         _sync_await(run_in_stack(program))
     except Exception as exc:
         exc.kubehop_run = monitor.run  # what was registered before the failure (tests check: nothing)
         raise
+    finally:
+        pulumi_resource._get_stack_trace = traced
     root = stacks[0]
     for key, value in root.outputs.items():
         output = pulumi.Output.from_input(value)
