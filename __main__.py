@@ -71,6 +71,7 @@ async def main() -> dict:
     amis: dict[str, pulumi.Input[str]] = dict(current.amis)
     rolled_by: dict[str, pulumi.Resource] = {}
     images: dict[str, NodeImage] = {}
+    join: NodeJoin | None = None
     if cfg.node_pools:
         roles = sorted({p.role for p in cfg.node_pools})
         if hop.builds_images:
@@ -113,14 +114,15 @@ async def main() -> dict:
     # the last wave and the last database pool stand for every pool (they waited for the others)
     last_pools = [rolled_by[name] for name in waves.finishing(cfg.node_pools, cfg.rollout)]
     verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
-                                                                 after=[control_plane.last, *addons.last, *last_pools]))
+                                                                 after=[control_plane.last, *addons.last, *last_pools],
+                                                                 join=join, join_margin_minutes=cfg.control_plane.join_token_margin_minutes))
     records["nodes"] = verification.nodes
     records.update({f"verify:{step._name}": step for step in verification.steps})
 
     if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
         serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
                                                  secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
-                                                 after=verification.steps))
+                                                 after=verification.done))
         records.update(serving.records)
 
     # What is deployed now, for the next run's hop rules: moved only by the

@@ -15,7 +15,9 @@ lands in the state and a run from another checkout re-runs nothing.
 """
 from __future__ import annotations
 
+import base64
 import shlex
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -26,6 +28,9 @@ import pulumi_command as command
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 # The helpers the control-plane step scripts share, sent ahead of each of them.
 CONTROL_PLANE_LIB = SCRIPTS_DIR / "control_plane" / "lib.sh"
+# Steps that install another step's script on the node: function name -> the script whose
+# sent text (lib.sh included) that function prints, embedded ahead of the step.
+EMBEDDED = {"control_plane/join_token_timer.sh": {"kubehop_join_token_script": "control_plane/join_token.sh"}}
 
 
 def script(relpath: str) -> str:
@@ -36,10 +41,17 @@ def script(relpath: str) -> str:
     step then does not source lib.sh itself. Any other script is sent as it is.
     """
     path = (SCRIPTS_DIR / relpath).resolve()
-    text = path.read_text()
+    text = "".join(embedded(function, inner) for function, inner in EMBEDDED.get(relpath, {}).items()) + path.read_text()
     if path.parent == CONTROL_PLANE_LIB.parent and path != CONTROL_PLANE_LIB:
         return CONTROL_PLANE_LIB.read_text() + "\n" + text
     return text
+
+
+def embedded(function: str, relpath: str) -> str:
+    """A shell function printing another script's sent text: base64 in a quoted here-document
+    (its alphabet holds no delimiter and nothing the shell expands)."""
+    data = "\n".join(textwrap.wrap(base64.b64encode(script(relpath).encode()).decode(), 76))
+    return f"{function}() {{\n  base64 -d <<'KUBEHOP_EMBEDDED'\n{data}\nKUBEHOP_EMBEDDED\n}}\n"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.node_join import NodeJoin
 from components.steps import gate_step
 from kubehop.config import Verify
 from kubehop.hops import Hop
@@ -39,6 +40,9 @@ class VerificationArgs:
     kubeconfig: pulumi.Input[str]
     after: list[pulumi.Resource]
     """Every other step of the stage: verification comes last."""
+    join: NodeJoin | None = None
+    """Where workers' join token is published (when the cluster has pools): checked for its margin."""
+    join_margin_minutes: int = 60
 
 
 class Verification(pulumi.ComponentResource):
@@ -52,4 +56,7 @@ class Verification(pulumi.ComponentResource):
         ]
         # the nodes check proves the versions: its record is the recorded hop (kubehop/record.py)
         self.nodes = self.steps[0]
+        margin = [args.join.margin_check(args.join_margin_minutes, triggers, parent=self, after=args.after)] if args.join else []
+        self.done: list[pulumi.Resource] = [*self.steps, *margin]
+        """Every check of the stage: what brings users back waits for them all."""
         self.register_outputs({"checks": [c for c, _, _ in checks(args.config, args.hop)]})

@@ -284,6 +284,9 @@ class ControlPlane(Model):
     force_apply: bool = Field(False, alias="forceApply")
     join_token_ttl_hours: int = Field(24, ge=2, le=720, alias="joinTokenTtlHours")
     """Lifetime of the bootstrap token new workers join with (published in SSM before pools roll)."""
+    join_token_margin_minutes: int = Field(60, ge=5, le=7200, alias="joinTokenMarginMinutes")
+    """The least the published token may have left when a stage is verified: a check that the
+    first master's renewal timer keeps it valid (it never lets it fall below a sixth of its TTL)."""
     kube_proxy: bool = Field(True, alias="kubeProxy")
     """False when a CNI replaces kube-proxy: the step where kubeadm upgrades the addons checks CoreDNS only."""
     drain_timeout_seconds: int = Field(900, ge=30, le=7200, alias="drainTimeoutSeconds")
@@ -301,6 +304,11 @@ class ControlPlane(Model):
         if dupes:
             raise ValueError(f"masters {', '.join(dupes)} share a host (one master's steps would run on another)|"
                              "give every master its own host (or port)")
+        if self.join_token_margin_minutes * 6 > self.join_token_ttl_hours * 60:
+            raise ValueError(f"joinTokenMarginMinutes {self.join_token_margin_minutes} is more than a sixth of "
+                             f"joinTokenTtlHours {self.join_token_ttl_hours} (the renewal timer keeps at least a sixth "
+                             f"left, so the check would fail on a healthy cluster)|set joinTokenMarginMinutes to at most "
+                             f"{self.join_token_ttl_hours * 10} or raise joinTokenTtlHours")
         if len(self.nodes) % 2 == 0:
             raise ValueError(f"{len(self.nodes)} masters cannot keep etcd quorum through a rolling upgrade|use an odd number of masters (1, 3, 5)")
         return self

@@ -20,6 +20,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "kubelet-upgrade": ("Installs kubelet and kubectl at the exact patch and restarts kubelet: the node is NotReady for a short time.", "medium"),
     "uncordon": ("Makes the node schedulable again and waits until it is Ready at the new version.", "low"),
     "join-token": ("Publishes a fresh kubeadm bootstrap token, the API endpoint and the CA hash in SSM Parameter Store for the nodes this run launches (token never on a command line).", "low"),
+    "join-token-timer": ("Installs a systemd timer on the first master that renews the join token every third of its TTL between runs, so nodes the autoscaler launches later still join.", "low"),
+    "join-token-margin": ("Read-only: the published join token still has at least controlPlane.joinTokenMarginMinutes left (the renewal timer works).", "low"),
     "addon-crds": ("Server-side apply (--force-conflicts) of the target version's CRDs, checksum verified, before the chart: Helm never upgrades a chart's crds/.", "medium"),
     "addon-preflight": ("Read-only: lists the objects the next release would break (e.g. Ingresses ingress-nginx 1.12 stops routing); fails the hop while any exist.", "low"),
     "addon": ("Helm upgrade of the addon (atomic: rolled back on failure).", "medium"),

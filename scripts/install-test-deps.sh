@@ -9,6 +9,8 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v mariadb >/dev/null || need+=(mariadb-client)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# systemd-analyze verify checks the unit files kubehop installs on masters
+command -v systemd-analyze >/dev/null || need+=(systemd)
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 command -v chromium >/dev/null || need+=(chromium)
 # A real kubectl >= 1.27 talks to the tests' loopback API server (tests/helpers/kube_api.py).

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from components.steps import EMBEDDED
+from components.steps import embedded as embed
 from components.steps import script as sent_text
 
 TESTS = Path(__file__).resolve().parent
@@ -59,10 +61,10 @@ DETACHING = TESTS / "standins" / "kubeadm_standin.py"  # systemd-run (transient 
 # step run from its file finds lib.sh beside it).
 REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mkdir", "cat", "tee", "grep",
               "sed", "awk", "sort", "head", "tail", "tr", "cut", "paste", "find", "stat", "sync", "sleep", "dirname",
-              "date", "openssl")
+              "date", "openssl", "base64", "cmp")
 
 SCRIPT_NAMES = ("etcd_snapshot.sh", "package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh",
-                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh", "join_token.sh")
+                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh", "join_token.sh", "join_token_timer.sh")
 LIB = "lib.sh"  # not a step: the helpers the steps share, sent ahead of each of them
 # How a step loads lib.sh when it is run from its file: not at all when lib.sh came first on stdin.
 LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
@@ -71,7 +73,7 @@ LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
 # (tool, regex on the argv) of every call that changes something.
 MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
             ("kubeadm", r"^upgrade (apply|node)\b"), ("kubeadm", r"^token (create|delete)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
-            ("systemctl", r"\b(restart|daemon-reload|start|stop)\b"), ("curl", ""), ("gpg", ""),
+            ("systemctl", r"\b(restart|daemon-reload|start|stop|enable|disable)\b"), ("curl", ""), ("gpg", ""),
             ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"))
 # Secrets in an argv: keys, passwords, a token handed over as --token/token=, a value shaped like a
 # kubeadm bootstrap token (abcdef.0123456789abcdef) anywhere, an AWS access key id. The word "token"
@@ -346,7 +348,9 @@ def test_script_shape(name: str):
     undocumented = sorted(v for v in used if v not in "\n".join(header))
     assert not undocumented, f"{name} reads {undocumented} without documenting them in its header"
     # Every /etc or /var path can be moved under KUBEHOP_ROOT.
-    allowed = ("/etc/kubernetes/admin.conf}", "host_keyring=/etc/apt/keyrings/", "/etc/kubernetes/tmp")
+    # node paths named inside files the node reads (units, an EnvironmentFile), written under $ROOT by `wanted`
+    allowed = ("/etc/kubernetes/admin.conf}", "host_keyring=/etc/apt/keyrings/", "/etc/kubernetes/tmp",
+               "ENV_FILE=/etc/kubehop/", 'wanted "/etc/systemd/system/')
     for number, line in enumerate(code.splitlines(), len(header) + 2):
         if line.lstrip().startswith("#") or any(a in line for a in allowed):
             continue
@@ -387,7 +391,8 @@ def test_lib_shape():
 def test_each_step_is_sent_after_lib_and_other_scripts_alone():
     lib = (SCRIPTS / LIB).read_text()
     for name in SCRIPT_NAMES:
-        assert sent_text(f"control_plane/{name}") == lib + "\n" + (SCRIPTS / name).read_text()
+        embedded = "".join(embed(f, inner) for f, inner in EMBEDDED.get(f"control_plane/{name}", {}).items())
+        assert sent_text(f"control_plane/{name}") == lib + "\n" + embedded + (SCRIPTS / name).read_text()
     assert sent_text(f"control_plane/{LIB}") == lib
     user_data = SCRIPTS.parent / "node_pool" / "user_data.sh"
     assert sent_text("node_pool/user_data.sh") == user_data.read_text()
@@ -396,14 +401,16 @@ def test_each_step_is_sent_after_lib_and_other_scripts_alone():
 REQUIRED = {
     "package_repo.sh": ("KUBEHOP_NODE", "KUBEHOP_REPO_URL", "KUBEHOP_REPO_KEY_URL"),
     "join_token.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION"),
+    "join_token_timer.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION", "KUBEHOP_TOKEN_TTL"),
     **{name: ("KUBEHOP_NODE", "KUBEHOP_VERSION") for name in SCRIPT_NAMES
-       if name not in ("package_repo.sh", "join_token.sh")},
+       if name not in ("package_repo.sh", "join_token.sh", "join_token_timer.sh")},
 }
 
 
 @pytest.mark.parametrize(("name", "var"), [(n, v) for n, vs in REQUIRED.items() for v in vs])
 def test_missing_required_input_exits_2_naming_it(rig: Rig, name: str, var: str):
-    extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL, **token_env()}
+    extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL,
+             "KUBEHOP_TOKEN_TTL": "24h", **token_env()}
     result = rig.run(name, drop=(var,), **extra)
     assert result.rc == 2, result.err
     assert re.search(rf"^kubehop: {var} is required \(e\.g\. \S+", result.err, re.M), result.err

@@ -131,7 +131,8 @@ def test_remote_steps_get_every_variable_their_script_requires(baseline):
 
     steps = [p for p in SCRIPTS_DIR.glob("control_plane/*.sh") if p != CONTROL_PLANE_LIB]
     remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
-    assert len(remote) == 1 + 7 + 6 * 2 + 1  # snapshot, master0 chain, two other masters, join token
+    # snapshot, master0 chain, two other masters, join token, its renewal timer and margin check
+    assert len(remote) == 1 + 7 + 6 * 2 + 3
     for r in remote:
         words = shlex.split(r.inputs["create"])
         assert words[:2] == ["sudo", "env"] and words[-2:] == ["bash", "-s"]

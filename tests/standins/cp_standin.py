@@ -278,6 +278,11 @@ def kubelet(state: dict) -> None:
 def systemctl(state: dict) -> None:
     words = [a for a in ARGV if not a.startswith("-")]
     if words == ["daemon-reload"]:
+        # systemd reads every unit file again (systemctl(1) daemon-reload)
+        unit_dir = os.path.join(state["root"], "etc/systemd/system")
+        state["loaded_units"] = {n: open(os.path.join(unit_dir, n)).read() for n in sorted(os.listdir(unit_dir))} \
+            if os.path.isdir(unit_dir) else {}
+        save(state)
         return
     if words == ["restart", "kubelet"]:
         state["kubelet_running"] = plain(state["packages"]["kubelet"])
@@ -285,6 +290,9 @@ def systemctl(state: dict) -> None:
         state["node"]["ready"] = False
         state["node"]["ready_in"] = state.get("ready_after_restart", 1)
         save(state)
+        return
+    if len(words) == 2 and words[1].startswith("kubehop-join-token."):
+        unit_command(state, *words)
         return
     if len(words) == 2 and words[0] == "is-active" and words[1].startswith("kubehop-"):
         # a transient unit systemd-run (tests/standins/kubeadm_standin.py) started: loaded while it runs
@@ -294,6 +302,37 @@ def systemctl(state: dict) -> None:
         if "--quiet" not in ARGV:
             print("active" if active else "failed")
         sys.exit(0 if active else 3)
+    die(1, f"stand-in systemctl does not know {ARGV}")
+
+
+def unit_command(state: dict, verb: str, unit: str) -> None:
+    """The installed units kubehop manages. systemd loads a unit it has never seen from disk on
+    first use, but keeps using the definition it loaded for a unit whose file changed until
+    `daemon-reload` (systemctl(1): "Warning: The unit file ... changed on disk"). `restart` of a
+    timer starts it with the definition systemd holds; `is-enabled`/`is-active` exit 0 or non-zero
+    (systemctl(1) exit status; --quiet prints nothing)."""
+    units = state.setdefault("units", {})
+    loaded = state.setdefault("loaded_units", {})
+    path = os.path.join(state["root"], "etc/systemd/system", unit)
+    on_disk = open(path).read() if os.path.exists(path) else None
+    entry = units.setdefault(unit, {"enabled": False, "active": False, "running": None})
+    if verb in ("enable", "restart"):
+        if on_disk is None and unit not in loaded:
+            die(5, f"Failed to {verb} unit: Unit {unit} not found.")
+        held = loaded.setdefault(unit, on_disk)
+        if on_disk is not None and held != on_disk:
+            print(f"Warning: The unit file, source configuration file or drop-ins of {unit} changed on disk. "
+                  "Run 'systemctl daemon-reload' to reload units.", file=sys.stderr)
+        if verb == "enable":
+            entry["enabled"] = True
+        else:
+            entry.update(active=True, running=held)
+        save(state)
+        return
+    if verb == "is-enabled":
+        sys.exit(0 if entry["enabled"] else 1)
+    if verb == "is-active":
+        sys.exit(0 if entry["active"] else 3)
     die(1, f"stand-in systemctl does not know {ARGV}")
 
 

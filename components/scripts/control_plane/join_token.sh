@@ -17,6 +17,10 @@
 #                                 least 1h (6h, 90m, 1h30m); default 6h. A token is
 #                                 re-used while half of this is left, so a rollout
 #                                 must finish within half of it.
+#   KUBEHOP_TOKEN_MARGIN optional a duration (30m, 1h): check only, change nothing. Fails
+#                                 unless the published token is listed by kubeadm with at
+#                                 least this much left (the check after the rollouts that
+#                                 proves the renewal timer, join_token_timer.sh, keeps it).
 #   KUBEHOP_KUBECONFIG  optional  default /etc/kubernetes/admin.conf
 #   KUBEHOP_ROOT        optional  prefix for /etc and /var paths (tests); default empty
 # The node's instance profile needs ssm:GetParameter and ssm:PutParameter on
@@ -31,12 +35,6 @@ set -euo pipefail
 if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi
 
 STEP=join-token
-
-ttl_seconds() { # DURATION: prints the seconds of a kubeadm duration such as 6h, 90m or 1h30m
-  [[ -n $1 && $1 =~ ^([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?$ ]] || return 1
-  local h=${BASH_REMATCH[1]%h} m=${BASH_REMATCH[2]%m} s=${BASH_REMATCH[3]%s}
-  printf '%d' $((10#${h:-0} * 3600 + 10#${m:-0} * 60 + 10#${s:-0}))
-}
 
 one_line() { # the last command's stderr on one line, for a message
   local text
@@ -94,15 +92,25 @@ token_left() {
   LEFT=$((when > now ? when - now : -1))
 }
 
+# check_margin SECONDS: the published token has at least that long left; changes nothing.
+check_margin() {
+  local token_param=$PREFIX/join-token
+  ssm_get "$token_param"
+  TOKEN=$GOT
+  [[ -n $TOKEN ]] || fail "$token_param does not exist: new workers cannot join; run pulumi up again (its join-token step publishes one) and check $UNIT_HINT"
+  LEFT=-1 EXPIRES=""
+  token_left
+  [[ $LEFT != -1 ]] || fail "the token in $token_param is expired or gone from the cluster: new workers cannot join; check $UNIT_HINT, then run pulumi up again"
+  if [[ -n $LEFT ]] && ((LEFT < $1)); then
+    fail "the token in $token_param has only ${LEFT}s left (expires $EXPIRES), less than the margin of ${1}s: the renewal is not keeping up; check $UNIT_HINT, then run pulumi up again"
+  fi
+  say "done: the token in $token_param has ${LEFT:-unlimited }${LEFT:+s} left, at least the margin of ${1}s"
+}
+
 main() {
   validate_node
-  [[ -n ${KUBEHOP_CLUSTER:-} ]] || bad "KUBEHOP_CLUSTER is required (e.g. prod-b)"
-  [[ $KUBEHOP_CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || bad "KUBEHOP_CLUSTER must be letters, digits, '-', '_' or '.' (it names the SSM path /kubehop/<cluster>/; got '$KUBEHOP_CLUSTER')"
-  [[ -n ${KUBEHOP_REGION:-} ]] || bad "KUBEHOP_REGION is required (e.g. eu-west-1)"
-  [[ $KUBEHOP_REGION =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] || bad "KUBEHOP_REGION must be an AWS region such as eu-west-1 (got '$KUBEHOP_REGION')"
-  local ttl=${KUBEHOP_TOKEN_TTL:-6h} ttl_s
-  ttl_s=$(ttl_seconds "$ttl") || ttl_s=0
-  ((ttl_s >= 3600)) || bad "KUBEHOP_TOKEN_TTL must be a duration of at least 1h such as 6h, 90m or 1h30m (got '$ttl')"
+  validate_join_inputs
+  local ttl=${KUBEHOP_TOKEN_TTL:-6h} ttl_s=$TTL_SECONDS
   validate_root
   use_kubeconfig
   REGION=$KUBEHOP_REGION PREFIX=/kubehop/$KUBEHOP_CLUSTER
@@ -114,6 +122,13 @@ main() {
   umask 077
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
+  if [[ -n ${KUBEHOP_TOKEN_MARGIN:-} ]]; then
+    local margin
+    margin=$(ttl_seconds "$KUBEHOP_TOKEN_MARGIN") || bad "KUBEHOP_TOKEN_MARGIN must be a duration such as 30m or 1h (got '$KUBEHOP_TOKEN_MARGIN')"
+    STEP=join-token-margin UNIT_HINT="'systemctl status kubehop-join-token.timer kubehop-join-token.service' on $KUBEHOP_NODE"
+    check_margin "$margin"
+    return 0
+  fi
 
   # What a joining node checks the API server against: the CA's public key (kubeadm's discovery hash).
   [[ -r $ca ]] || fail "cannot read $ca, the cluster CA; this is not a kubeadm control-plane node (check the SSH target of $KUBEHOP_NODE); nothing was changed"

@@ -37,6 +37,21 @@ validate_common() { # KUBEHOP_NODE, KUBEHOP_VERSION and KUBEHOP_MINOR, taken by 
   fi
 }
 
+ttl_seconds() { # DURATION: prints the seconds of a kubeadm duration such as 6h, 90m or 1h30m
+  [[ -n $1 && $1 =~ ^([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?$ ]] || return 1
+  local h=${BASH_REMATCH[1]%h} m=${BASH_REMATCH[2]%m} s=${BASH_REMATCH[3]%s}
+  printf '%d' $((10#${h:-0} * 3600 + 10#${m:-0} * 60 + 10#${s:-0}))
+}
+
+validate_join_inputs() { # KUBEHOP_CLUSTER, KUBEHOP_REGION, KUBEHOP_TOKEN_TTL (default 6h) of the join steps; sets TTL_SECONDS
+  [[ -n ${KUBEHOP_CLUSTER:-} ]] || bad "KUBEHOP_CLUSTER is required (e.g. prod-b)"
+  [[ $KUBEHOP_CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || bad "KUBEHOP_CLUSTER must be letters, digits, '-', '_' or '.' (it names the SSM path /kubehop/<cluster>/; got '$KUBEHOP_CLUSTER')"
+  [[ -n ${KUBEHOP_REGION:-} ]] || bad "KUBEHOP_REGION is required (e.g. eu-west-1)"
+  [[ $KUBEHOP_REGION =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ ]] || bad "KUBEHOP_REGION must be an AWS region such as eu-west-1 (got '$KUBEHOP_REGION')"
+  TTL_SECONDS=$(ttl_seconds "${KUBEHOP_TOKEN_TTL:-6h}") || TTL_SECONDS=0
+  ((TTL_SECONDS >= 3600)) || bad "KUBEHOP_TOKEN_TTL must be a duration of at least 1h such as 6h, 90m or 1h30m (got '${KUBEHOP_TOKEN_TTL:-}')"
+}
+
 validate_root() { # sets ROOT, the prefix of every /etc and /var path (empty on a real node)
   ROOT=${KUBEHOP_ROOT:-}
   ROOT=${ROOT%/}
