@@ -1,7 +1,9 @@
 """The kubeadm control-plane upgrade of one hop (runbook sections 1 and 6.3.1).
 
 Every step is its own resource so `pulumi preview` lists it and a failed
-`pulumi up` resumes at the step that failed. At the start, beside each
+`pulumi up` resumes at the step that failed. First, on every master, the
+read-only node preflight (containerd, kubelet flags, pause image: a master the
+target cannot run on stops the hop before anything moves). Then, beside each
 other: the etcd snapshot on the first master and, on every master, the
 package repository switch and kubeadm install (no running component moves).
 Then the first master's plan, apply, drain, kubelet, uncordon; then each other
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.steps import SshTarget, remote_step
-from kubehop import catalog, record
+from kubehop import catalog, kubelet_flags, record
 from kubehop.kubeadm_upgrade import addons_upgraded_by
 from kubehop.config import ControlPlane as ControlPlaneConfig
 from kubehop.hops import Hop
@@ -44,10 +46,16 @@ class ControlPlane(pulumi.ComponentResource):
         triggers = [version]  # only the target: a re-run after a finished hop changes nothing
         common = {"KUBEHOP_VERSION": version, "KUBEHOP_MINOR": release.minor}
         first = cfg.nodes[0]
+        # Read-only, on every master beside each other; everything after waits for all of them.
+        checked = [remote_step(f"{node.name}-node-preflight", target=args.targets[node.name],
+                               script_path="control_plane/node_preflight.sh", triggers=triggers, parent=self,
+                               depends_on=args.after,
+                               env={**common, "KUBEHOP_NODE": node.name, **kubelet_flags.preflight_env(release)})
+                   for node in cfg.nodes]
 
         snapshot = remote_step(
             f"{first.name}-etcd-snapshot", target=args.targets[first.name],
-            script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self, depends_on=args.after,
+            script_path="control_plane/etcd_snapshot.sh", triggers=triggers, parent=self, depends_on=checked,
             env={**common, "KUBEHOP_NODE": first.name,
                  "KUBEHOP_SNAPSHOT_DIR": cfg.etcd.snapshot_dir, "KUBEHOP_SNAPSHOT_KEEP": str(cfg.etcd.keep),
                  "ETCDCTL_ENDPOINTS": cfg.etcd.endpoints,
@@ -59,7 +67,7 @@ class ControlPlane(pulumi.ComponentResource):
 
         previous: pulumi.Resource = snapshot
         for index, node in enumerate(cfg.nodes):
-            staged = self._stage_packages(node.name, args, common, triggers)
+            staged = self._stage_packages(node.name, args, common, triggers, checked)
             previous = self._node_steps(node.name, index, args, common, triggers, [previous, staged])
         self.last = previous
         self.version = pulumi.Output.from_input(version)
@@ -94,7 +102,7 @@ class ControlPlane(pulumi.ComponentResource):
         return previous[0]
 
     def _stage_packages(self, node: str, args: ControlPlaneArgs, common: dict[str, str],
-                        triggers: list[str]) -> pulumi.Resource:
+                        triggers: list[str], after: list[pulumi.Resource]) -> pulumi.Resource:
         """Repository switch and kubeadm install on one master: they touch no running
         component (kubeadm is a CLI; kubelet and kubectl stay held at their version,
         see kubeadm_install.sh), so every master does them at the start of the stage,
@@ -106,6 +114,6 @@ class ControlPlane(pulumi.ComponentResource):
         env = {**common, "KUBEHOP_NODE": node}
         repo = remote_step(f"{node}-package-repo", target=args.targets[node], script_path="control_plane/package_repo.sh",
                            env={**env, "KUBEHOP_REPO_URL": release.repo_url, "KUBEHOP_REPO_KEY_URL": release.repo_key_url},
-                           triggers=triggers, parent=self, depends_on=args.after)
+                           triggers=triggers, parent=self, depends_on=after)
         return remote_step(f"{node}-kubeadm-install", target=args.targets[node], script_path="control_plane/kubeadm_install.sh",
                            env=env, triggers=triggers, parent=self, depends_on=[repo])

@@ -89,6 +89,7 @@ class NodeImage(pulumi.ComponentResource):
         if role == "worker":
             variables.update({
                 "containerd_version": catalog.CONTAINERD_VERSION,
+                "pause_image": catalog.release(version.minor_str).pause_image,
                 "cni_plugins_version": catalog.CNI_PLUGINS_VERSION,
                 "cni_plugins_sha256": cfg.cni_plugins_sha256,
                 "source_ami_id": cfg.source_ami_id or "",

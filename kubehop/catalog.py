@@ -16,6 +16,10 @@ SOURCES = {
     "k8s-patch": "kubernetes/website data/releases/eol.yaml; 1.29/1.32 from kubespray checksums and kops channels/stable",
     "k8s-repo": "kubernetes/website install-kubeadm.md (pkgs.k8s.io, one repo per minor)",
     "containerd": "containerd RELEASES.md (Kubernetes support matrix)",
+    "pause": ("kubeadm cmd/kubeadm/app/constants/constants.go PauseVersion per release: 3.7 at v1.24.6 "
+              "(kubespray#9337, kubeadm#2698), 3.8 at v1.25.5 (kubespray#9668), 3.9 at v1.26.0-v1.28.4 "
+              "(kubekey#2138, kubernetes#122577), 3.10 from 1.31 (kubernetes#125112, CHANGELOG-1.31; "
+              "image-builder#1765; release-1.32 build/dependencies.yaml, microk8s#4770); 1.29/1.30 keep 3.9"),
     "skew": "kubernetes/website version-skew-policy.md",
     "apis": "Kubernetes Deprecated API Migration Guide",
     **{name: spec.source for name, spec in addon_specs.SPECS.items()},
@@ -75,11 +79,19 @@ class Release:
     minor: str
     patch: str
     containerd_min: tuple[str, ...]
+    pause: str
+    """The pause (sandbox) image tag this minor's kubeadm expects (SOURCES["pause"])."""
     removed_apis: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def version(self) -> Version:
         return Version.parse(self.patch)
+
+    @property
+    def pause_image(self) -> str:
+        """What containerd's `sandbox_image` must say: kubeadm's `images.GetPauseImage`
+        (registry.k8s.io, the default imageRepository) with this minor's tag."""
+        return f"registry.k8s.io/pause:{self.pause}"
 
     @property
     def repo_url(self) -> str:
@@ -94,15 +106,15 @@ _OLD = ("1.7.0", "1.6.15")
 RELEASES: dict[str, Release] = {
     r.minor: r
     for r in (
-        Release("1.24", "1.24.17", _OLD),
-        Release("1.25", "1.25.16", _OLD, ("batch/v1beta1 CronJob", "policy/v1beta1 PodDisruptionBudget", "policy/v1beta1 PodSecurityPolicy")),
-        Release("1.26", "1.26.15", _OLD, ("flowcontrol.apiserver.k8s.io/v1beta1", "autoscaling/v2beta2 HorizontalPodAutoscaler")),
-        Release("1.27", "1.27.16", _OLD, ("storage.k8s.io/v1beta1 CSIStorageCapacity",)),
-        Release("1.28", "1.28.15", _OLD),
-        Release("1.29", "1.29.15", ("1.7.11", "1.6.27"), ("flowcontrol.apiserver.k8s.io/v1beta2",)),
-        Release("1.30", "1.30.14", ("2.0.0", "1.7.13", "1.6.28")),
-        Release("1.31", "1.31.14", ("2.0.0", "1.7.20", "1.6.34")),
-        Release("1.32", "1.32.13", ("2.0.1", "1.7.24", "1.6.36"), ("flowcontrol.apiserver.k8s.io/v1beta3",)),
+        Release("1.24", "1.24.17", _OLD, "3.7"),
+        Release("1.25", "1.25.16", _OLD, "3.8", ("batch/v1beta1 CronJob", "policy/v1beta1 PodDisruptionBudget", "policy/v1beta1 PodSecurityPolicy")),
+        Release("1.26", "1.26.15", _OLD, "3.9", ("flowcontrol.apiserver.k8s.io/v1beta1", "autoscaling/v2beta2 HorizontalPodAutoscaler")),
+        Release("1.27", "1.27.16", _OLD, "3.9", ("storage.k8s.io/v1beta1 CSIStorageCapacity",)),
+        Release("1.28", "1.28.15", _OLD, "3.9"),
+        Release("1.29", "1.29.15", ("1.7.11", "1.6.27"), "3.9", ("flowcontrol.apiserver.k8s.io/v1beta2",)),
+        Release("1.30", "1.30.14", ("2.0.0", "1.7.13", "1.6.28"), "3.9"),
+        Release("1.31", "1.31.14", ("2.0.0", "1.7.20", "1.6.34"), "3.10"),
+        Release("1.32", "1.32.13", ("2.0.1", "1.7.24", "1.6.36"), "3.10", ("flowcontrol.apiserver.k8s.io/v1beta3",)),
     )
 }
 

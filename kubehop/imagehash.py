@@ -59,6 +59,7 @@ IMAGE_INPUTS: dict[str, frozenset[str]] = {
             "kubernetes_version",
             "kubernetes_minor",
             "containerd_version",
+            "pause_image",
             "cni_plugins_version",
             "cni_plugins_sha256",
             "source_ami_id",

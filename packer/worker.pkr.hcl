@@ -63,6 +63,16 @@ variable "containerd_version" {
   }
 }
 
+variable "pause_image" {
+  type        = string
+  description = "The pause (sandbox) image the minor's kubeadm expects, e.g. registry.k8s.io/pause:3.9 (kubehop/catalog.py Release.pause_image): containerd's sandbox_image, pulled into the image."
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+$", var.pause_image))
+    error_message = "The pause_image must be a registry/repository:tag image reference."
+  }
+}
+
 variable "cni_plugins_version" {
   type        = string
   description = "containernetworking/plugins release x.y.z installed into /opt/cni/bin."
@@ -168,6 +178,7 @@ locals {
     "kubehop:kubernetes-version" = var.kubernetes_version
     "kubehop:content-hash"       = var.content_hash
     "kubehop:containerd-version" = var.containerd_version
+    "kubehop:pause-image"        = var.pause_image
     "kubehop:cni-plugins"        = var.cni_plugins_version
     "kubehop:source-ami"         = "{{ .SourceAMI }}"
   })
@@ -254,6 +265,7 @@ build {
       "KUBERNETES_VERSION=${var.kubernetes_version}",
       "KUBERNETES_MINOR=${var.kubernetes_minor}",
       "CONTAINERD_VERSION=${var.containerd_version}",
+      "PAUSE_IMAGE=${var.pause_image}",
       "CNI_PLUGINS_VERSION=${var.cni_plugins_version}",
       "CNI_PLUGINS_SHA256=${var.cni_plugins_sha256}",
     ]

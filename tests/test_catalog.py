@@ -46,6 +46,14 @@ def test_containerd_satisfies_every_minor():
         assert all(chosen >= v for v in same_line), minor
 
 
+def test_pause_image_follows_kubeadm_per_minor():
+    """kubeadm's PauseVersion (catalog SOURCES["pause"]): 3.9 from 1.26, 3.10 from 1.31."""
+    tags = {minor: catalog.release(minor).pause for minor in MINORS}
+    assert {m for m, t in tags.items() if t == "3.10"} == {m for m in MINORS if Version.parse(m) >= Version.parse("1.31")}
+    assert all(tags[m] == "3.9" for m in MINORS if Version.parse("1.26") <= Version.parse(m) < Version.parse("1.31"))
+    assert catalog.release("1.28").pause_image == "registry.k8s.io/pause:3.9"
+
+
 def test_every_source_is_noted():
     for name in catalog.ADDONS:
         assert name in catalog.SOURCES

@@ -55,7 +55,7 @@ UNCORDON = ('kubectl patch node master0 --type=merge -p '
 KUBEHOP_CORDON = {"kubehop.io/cordoned": "v1.27.16"}
 
 STANDIN_TOOLS = ("kubeadm", "kubectl", "kubelet", "apt-get", "apt-cache", "apt-mark", "systemctl", "curl", "gpg", "aws",
-                 "etcdctl", "systemd-run")
+                 "etcdctl", "systemd-run", "containerd")
 DETACHING = TESTS / "standins" / "kubeadm_standin.py"  # systemd-run (transient services)
 # The only real programs on the scripts' PATH besides the stand-ins (dirname: a
 # step run from its file finds lib.sh beside it).
@@ -64,7 +64,8 @@ REAL_TOOLS = ("bash", "env", "timeout", "mktemp", "rm", "mv", "cp", "chmod", "mk
               "date", "openssl", "base64", "cmp")
 
 SCRIPT_NAMES = ("etcd_snapshot.sh", "package_repo.sh", "kubeadm_install.sh", "kubeadm_plan.sh", "kubeadm_apply.sh",
-                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh", "join_token.sh", "join_token_timer.sh")
+                "kubeadm_node.sh", "drain.sh", "kubelet_upgrade.sh", "uncordon.sh", "join_token.sh", "join_token_timer.sh",
+                "node_preflight.sh")
 LIB = "lib.sh"  # not a step: the helpers the steps share, sent ahead of each of them
 # How a step loads lib.sh when it is run from its file: not at all when lib.sh came first on stdin.
 LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
@@ -398,19 +399,21 @@ def test_each_step_is_sent_after_lib_and_other_scripts_alone():
     assert sent_text("node_pool/user_data.sh") == user_data.read_text()
 
 
+PREFLIGHT_ENV = {"KUBEHOP_CONTAINERD_MIN": "1.7.0 1.6.15", "KUBEHOP_PAUSE_IMAGE": "registry.k8s.io/pause:3.9"}
 REQUIRED = {
     "package_repo.sh": ("KUBEHOP_NODE", "KUBEHOP_REPO_URL", "KUBEHOP_REPO_KEY_URL"),
     "join_token.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION"),
     "join_token_timer.sh": ("KUBEHOP_NODE", "KUBEHOP_CLUSTER", "KUBEHOP_REGION", "KUBEHOP_TOKEN_TTL"),
+    "node_preflight.sh": ("KUBEHOP_NODE", "KUBEHOP_VERSION", "KUBEHOP_CONTAINERD_MIN", "KUBEHOP_PAUSE_IMAGE"),
     **{name: ("KUBEHOP_NODE", "KUBEHOP_VERSION") for name in SCRIPT_NAMES
-       if name not in ("package_repo.sh", "join_token.sh", "join_token_timer.sh")},
+       if name not in ("package_repo.sh", "join_token.sh", "join_token_timer.sh", "node_preflight.sh")},
 }
 
 
 @pytest.mark.parametrize(("name", "var"), [(n, v) for n, vs in REQUIRED.items() for v in vs])
 def test_missing_required_input_exits_2_naming_it(rig: Rig, name: str, var: str):
     extra = {"KUBEHOP_HOP": HOP, "KUBEHOP_REPO_URL": REPO_URL, "KUBEHOP_REPO_KEY_URL": KEY_URL,
-             "KUBEHOP_TOKEN_TTL": "24h", **token_env()}
+             "KUBEHOP_TOKEN_TTL": "24h", **token_env(), **PREFLIGHT_ENV}
     result = rig.run(name, drop=(var,), **extra)
     assert result.rc == 2, result.err
     assert re.search(rf"^kubehop: {var} is required \(e\.g\. \S+", result.err, re.M), result.err

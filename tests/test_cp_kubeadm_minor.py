@@ -17,7 +17,7 @@ from kubehop.plan.stages import build, read_stack_file
 from tests.helpers.cp_cluster import Cluster
 from tests.plan_helpers import prod_b
 
-ACTIONS = ("package-repo", "kubeadm-install", "kubeadm-plan", "kubeadm-apply", "kubeadm-node", "drain",
+ACTIONS = ("node-preflight", "package-repo", "kubeadm-install", "kubeadm-plan", "kubeadm-apply", "kubeadm-node", "drain",
            "kubelet-upgrade", "uncordon")
 MASTERS = ["master0", "master1", "master2"]
 

@@ -38,6 +38,7 @@ EXPECTED_REQUIRED = {
         "kubernetes_version",
         "kubernetes_minor",
         "containerd_version",
+        "pause_image",
         "cni_plugins_version",
         "cni_plugins_sha256",
         "content_hash",
@@ -652,13 +653,23 @@ case "${name}" in
       is-enabled) [[ -e "${S}/enabled-${unit}" ]] ;;
       enable) touch "${S}/enabled-${unit}" ;;
       stop) rm -f "${S}/active-${unit}" ;;
+      restart) touch "${S}/active-${unit}" "${S}/restarted-${unit}" ;;
+    esac ;;
+  ctr)
+    # ctr --namespace NS images list --quiet | images pull REF: one image ref per line in ctr-<NS>
+    [[ "$1" == --namespace ]] || exit 2
+    store="${S}/ctr-$2"; shift 2
+    case "$1 $2" in
+      "images list") [[ ! -f "${store}" ]] || cat "${store}" ;;
+      "images pull") [[ -e "${S}/active-containerd" ]] || exit 1; echo "$3" >>"${store}" ;;
+      *) exit 2 ;;
     esac ;;
 esac
 '''
 
 STUB_COMMANDS = [
     "apt-get", "apt-mark", "dpkg-query", "dpkg", "modprobe", "sysctl", "swapon", "swapoff",
-    "curl", "gpg", "containerd", "kubeadm", "systemctl", "ldconfig",
+    "curl", "gpg", "containerd", "ctr", "kubeadm", "systemctl", "ldconfig",
 ]  # fmt: skip
 
 CONTAINERD_DEFAULT = textwrap.dedent(
@@ -666,6 +677,7 @@ CONTAINERD_DEFAULT = textwrap.dedent(
     version = 2
     [plugins]
       [plugins."io.containerd.grpc.v1.cri"]
+        sandbox_image = "registry.k8s.io/pause:3.8"
         systemd_cgroup = false
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           BinaryName = ""
@@ -810,14 +822,19 @@ def test_base_sh_installs_the_aws_cli_once(tmp_path, listed):
     assert "apt-get" not in [c[0] for c in box.calls()]
 
 
+PAUSE = "registry.k8s.io/pause:3.9"
+
+
 def test_containerd_sh_pins_version_and_sets_cgroup_from_settings(tmp_path):
     box = Sandbox(tmp_path)
-    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6")
+    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6", PAUSE_IMAGE=PAUSE)
     assert out.returncode == 0, out.stderr
     config = box.file(settings()["paths"]["containerd_config"]).read_text()
     assert "      SystemdCgroup = true\n" in config
     assert "SystemdCgroup = false" not in config
     assert "    systemd_cgroup = false\n" in config  # the deprecated CRI option is left alone
+    assert f'    sandbox_image = "{PAUSE}"\n' in config and "pause:3.8" not in config
+    assert (box.state / "ctr-k8s.io").read_text() == f"{PAUSE}\n"  # pulled where the CRI plugin looks
     assert box.file("/etc/apt/sources.list.d/docker.list").read_text() == (
         "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu jammy stable\n"
     )
@@ -827,10 +844,31 @@ def test_containerd_sh_pins_version_and_sets_cgroup_from_settings(tmp_path):
     assert ["apt-mark", "hold", "containerd.io"] in calls
 
     before = box.snapshot()
-    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6")
+    (box.state / "restarted-containerd").unlink()
+    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6", PAUSE_IMAGE=PAUSE)
     assert out.returncode == 0, out.stderr
     assert box.snapshot() == before
     assert not [c for c in box.calls() if c[0] in {"apt-get", "curl"}]
+    assert not (box.state / "restarted-containerd").exists()
+    assert not [c for c in box.calls() if c[:3] == ["ctr", "--namespace", "k8s.io"] and "pull" in c]
+
+
+def test_containerd_sh_moves_the_sandbox_image_with_the_minor(tmp_path):
+    box = Sandbox(tmp_path)
+    assert box.run("containerd.sh", CONTAINERD_VERSION="4.5.6", PAUSE_IMAGE=PAUSE).returncode == 0
+    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6", PAUSE_IMAGE="registry.k8s.io/pause:3.10")
+    assert out.returncode == 0, out.stderr
+    config = box.file(settings()["paths"]["containerd_config"]).read_text()
+    assert '    sandbox_image = "registry.k8s.io/pause:3.10"\n' in config
+    assert (box.state / "ctr-k8s.io").read_text().splitlines() == [PAUSE, "registry.k8s.io/pause:3.10"]
+
+
+@pytest.mark.parametrize("value", ["pause:3.9", 'registry.k8s.io/pause:3.9";touch /x;"', "registry.k8s.io/pause:3.9|x"])
+def test_containerd_sh_refuses_a_pause_image_that_is_not_a_reference(tmp_path, value):
+    box = Sandbox(tmp_path)
+    out = box.run("containerd.sh", CONTAINERD_VERSION="4.5.6", PAUSE_IMAGE=value)
+    assert out.returncode != 0 and "PAUSE_IMAGE must be registry/repository:tag" in out.stderr
+    assert not box.file(settings()["paths"]["containerd_config"]).exists()
 
 
 def _k8s_env(box: Sandbox, **override: str) -> dict[str, str]:

@@ -19,8 +19,8 @@ from kubehop.plan.stages import build, read_stack_file
 from tests.plan_helpers import ancestors, five_masters, prod_b, step, steps_by
 
 CLUSTER, SIBLING = "aws-uswest2-prod-b", "aws-uswest2-prod-a"
-FIRST_MASTER = ["package-repo", "kubeadm-install", "kubeadm-plan", "kubeadm-apply", "drain", "kubelet-upgrade", "uncordon"]
-OTHER_MASTER = ["package-repo", "kubeadm-install", "kubeadm-node", "drain", "kubelet-upgrade", "uncordon"]
+FIRST_MASTER = ["node-preflight", "package-repo", "kubeadm-install", "kubeadm-plan", "kubeadm-apply", "drain", "kubelet-upgrade", "uncordon"]
+OTHER_MASTER = ["node-preflight", "package-repo", "kubeadm-install", "kubeadm-node", "drain", "kubelet-upgrade", "uncordon"]
 RUNBOOK_ADDONS = ["calico", "aws-cloud-controller-manager", "cluster-autoscaler", "kube-state-metrics", "ingress-nginx"]
 ADDON_ORDER = [("calico", "aws-cloud-controller-manager"), ("aws-cloud-controller-manager", "cluster-autoscaler"),
                ("aws-cloud-controller-manager", "ingress-nginx")]
@@ -62,6 +62,9 @@ def test_every_master_runs_its_whole_chain_one_master_at_a_time(data):
                 assert_chain(s, master, FIRST_MASTER, ("etcd-snapshot", *joins, *margin))
                 snapshot = step(s, "etcd-snapshot", master)["id"]
                 assert snapshot in ancestors(s, step(s, "kubeadm-apply", master)["id"])
+                # every master's read-only preflight passes before anything on any master moves
+                before_snapshot = ancestors(s, snapshot)
+                assert all(step(s, "node-preflight", m)["id"] in before_snapshot for m in masters)
             else:  # nothing running on this master is touched before the previous master is back
                 assert_chain(s, master, OTHER_MASTER)
                 assert step(s, "uncordon", masters[i - 1])["id"] in ancestors(s, step(s, "kubeadm-node", master)["id"])

@@ -131,8 +131,9 @@ def test_remote_steps_get_every_variable_their_script_requires(baseline):
 
     steps = [p for p in SCRIPTS_DIR.glob("control_plane/*.sh") if p != CONTROL_PLANE_LIB]
     remote = [r for r in baseline.resources.values() if r.type == "command:remote:Command"]
-    # snapshot, master0 chain, two other masters, join token, its renewal timer and margin check
-    assert len(remote) == 1 + 7 + 6 * 2 + 3
+    # node preflight on each master, snapshot, master0 chain, two other masters, join token,
+    # its renewal timer and margin check
+    assert len(remote) == 3 + 1 + 7 + 6 * 2 + 3
     for r in remote:
         words = shlex.split(r.inputs["create"])
         assert words[:2] == ["sudo", "env"] and words[-2:] == ["bash", "-s"]
@@ -174,6 +175,18 @@ def test_a_pinned_ami_skips_the_build_and_is_rolled(baseline):
     assert templates["workers-launch-template"]["imageId"] == "ami-0fedcba9876543210"
     assert templates["spark-launch-template"]["imageId"].startswith("ami-")
     assert templates["spark-launch-template"]["imageId"] != "ami-0fedcba9876543210"
+
+
+def test_the_worker_image_gets_the_pause_image_of_its_minor(baseline):
+    from kubehop import catalog
+    data = prod_b()
+    data["config"]["kubehop:workerPolicy"] = "each-hop"
+    maintaining = _maintaining(baseline, data)
+    data["config"]["kubehop:kubernetesVersion"] = "1.27"
+    hop = run(data, {"organization/kubehop/prod-b": maintaining.outputs})
+    build = next(r for r in hop.resources.values() if r.name == "worker-image-build")
+    variables = json.loads(build.inputs["environment"]["KUBEHOP_PACKER_VARS"])
+    assert variables["pause_image"] == catalog.release("1.27").pause_image == "registry.k8s.io/pause:3.9"
 
 
 def test_pool_labels_and_taints_reach_the_join(baseline):
@@ -262,8 +275,11 @@ def test_adoption_checks_the_cluster_runs_the_adopt_versions(baseline):
     names = {r.name: r for r in baseline.resources.values()}
     check = names["adopted-versions-preflight"].inputs["create"]
     assert "run_gate.sh nodes --control-plane-version v1.26.15 --worker-version v1.26.15" in check
-    snapshot = names["master0-etcd-snapshot"]
-    assert names["adopted-versions-preflight"].urn in snapshot.dependencies
+    # nothing on the masters runs before it: the first steps there (each master's node preflight) wait for it
+    for master in ("master0", "master1", "master2"):
+        assert names["adopted-versions-preflight"].urn in names[f"{master}-node-preflight"].dependencies
+        assert names[f"{master}-node-preflight"].urn in names["master0-etcd-snapshot"].dependencies
+        assert names[f"{master}-node-preflight"].urn in names[f"{master}-package-repo"].dependencies
 
 
 def test_ssh_host_keys_are_pinned_when_configured():

@@ -2,16 +2,25 @@
 # containerd.sh: install containerd at exactly CONTAINERD_VERSION from
 # Docker's Ubuntu apt repository (package containerd.io, which also carries
 # runc), hold it, and write its config with the cgroup driver taken from
-# node-settings.yaml (containerd.systemd_cgroup).
+# node-settings.yaml (containerd.systemd_cgroup) and the CRI sandbox image set
+# to the pause image of the minor's kubeadm, pulled into the image.
 #
 # Why Docker's repository: Ubuntu's own `containerd` package offers one
 # version per release, so the catalog's containerd version could not be
 # pinned. Why a fresh `containerd config default`: the containerd.io package
 # ships a config.toml that disables the CRI plugin, which the kubelet needs.
+# Why the sandbox image: containerd 1.7's default is registry.k8s.io/pause:3.8
+# (`sandbox_image` under [plugins."io.containerd.grpc.v1.cri"], containerd
+# pkg/cri/config/config_unix.go), while kubeadm 1.26-1.30 expects pause:3.9 and
+# 1.31+ pause:3.10 (kubehop/catalog.py SOURCES["pause"]); kubeadm's preflight
+# warns on the mismatch and every pod sandbox would need a pull at boot. The
+# pull goes into containerd's `k8s.io` namespace, the one its CRI plugin serves.
 #
 # Environment:
 #   CONTAINERD_VERSION  required: upstream version, x.y.z (from the catalog);
 #                       pinned as containerd.io=<version>-*
+#   PAUSE_IMAGE         required: registry/repository:tag of the pause image
+#                       (catalog Release.pause_image)
 #   KUBEHOP_FILES_DIR   required: directory holding node-settings.yaml and
 #                       nodesettings.py
 #   NODE_ROOT           optional: absolute path prefixed to every file this
@@ -28,9 +37,11 @@ readonly DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "${KUBEHOP_LIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
 
-require_env CONTAINERD_VERSION KUBEHOP_FILES_DIR
+require_env CONTAINERD_VERSION PAUSE_IMAGE KUBEHOP_FILES_DIR
 [[ "${CONTAINERD_VERSION}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] \
   || die "CONTAINERD_VERSION must look like x.y.z (no leading v, no package revision), got '${CONTAINERD_VERSION}'"
+[[ "${PAUSE_IMAGE}" =~ ^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+$ ]] \
+  || die "PAUSE_IMAGE must be registry/repository:tag, got '${PAUSE_IMAGE}'"
 resolve_root
 locate_settings
 
@@ -74,14 +85,27 @@ installed="$(dpkg-query -W -f='${Version}' containerd.io)"
 default_config="$(containerd config default)"
 grep -Eq '^[[:space:]]*SystemdCgroup[[:space:]]*=' <<<"${default_config}" \
   || die "containerd ${CONTAINERD_VERSION}'s default config has no SystemdCgroup option; cannot apply containerd.systemd_cgroup"
-config="$(sed -E "s/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*/\\1${systemd_cgroup}/" <<<"${default_config}")"
+grep -Eq '^[[:space:]]*sandbox_image[[:space:]]*=' <<<"${default_config}" \
+  || die "containerd ${CONTAINERD_VERSION}'s default config has no sandbox_image option; cannot set the pause image ${PAUSE_IMAGE}"
+config="$(sed -E -e "s/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*/\\1${systemd_cgroup}/" \
+  -e "s|^([[:space:]]*sandbox_image[[:space:]]*=[[:space:]]*).*|\\1\"${PAUSE_IMAGE}\"|" <<<"${default_config}")"
 install_content "${config_path}" 0644 "${config}"
 config_changed="${CHANGED}"
 containerd --config "${config_path}" config dump >/dev/null \
   || die "containerd rejects the generated ${config_path}"
-if ((config_changed)) && systemctl is-active --quiet containerd; then
+if ((config_changed)) || ! systemctl is-active --quiet containerd; then
   log "restarting containerd for the new config"
   systemctl restart containerd
 fi
 
-log "done: containerd.io ${installed}, SystemdCgroup = ${systemd_cgroup}"
+# --- pause image --------------------------------------------------------------
+if ctr --namespace k8s.io images list --quiet | grep -Fxq "${PAUSE_IMAGE}"; then
+  log "pause image ${PAUSE_IMAGE} already in containerd's k8s.io namespace"
+else
+  log "pulling the pause image ${PAUSE_IMAGE}"
+  ctr --namespace k8s.io images pull "${PAUSE_IMAGE}" >/dev/null
+  ctr --namespace k8s.io images list --quiet | grep -Fxq "${PAUSE_IMAGE}" \
+    || die "${PAUSE_IMAGE} is not in containerd's k8s.io namespace after the pull"
+fi
+
+log "done: containerd.io ${installed}, SystemdCgroup = ${systemd_cgroup}, sandbox_image = ${PAUSE_IMAGE}"

@@ -603,6 +603,30 @@ def aws(state: dict) -> None:
     die(252, f"stand-in aws does not know {ARGV}")
 
 
+def containerd(state: dict) -> None:
+    """`containerd --version` prints "<name> <package> <version> <revision>" (containerd
+    cmd/containerd/command/main.go VersionPrinter; Docker's containerd.io package names
+    itself and drops the v); `containerd config dump` prints the merged config.
+    state["containerd"]: {"version", "config"}; a missing containerd is state["containerd"] = None."""
+    info = state.get("containerd", {"version": "1.7.24", "config": DEFAULT_CONTAINERD_CONFIG})
+    if info is None:
+        die(127, "containerd: command not found")
+    if ARGV == ["--version"]:
+        print(f"containerd containerd.io {info['version']} 88bf19b2105c8b17560993bee28a01ddc2f97182")
+    elif ARGV[:2] == ["config", "dump"]:
+        sys.stdout.write(info["config"])
+    else:
+        die(2, f"stand-in containerd: unsupported {ARGV}")
+
+
+# containerd 1.7's CRI section as `config dump` prints it (pkg/cri/config/config_unix.go default).
+DEFAULT_CONTAINERD_CONFIG = """version = 2
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.8"
+"""
+
+
 def etcdctl() -> None:
     real = shutil.which("etcdctl", path="/usr/local/bin:/usr/bin:/bin")
     if real is None:
@@ -630,7 +654,8 @@ def main() -> None:
                 time.sleep(f.get("sleep", 0))
                 die(f.get("rc", 1), f.get("stderr", f"{TOOL}: injected failure"))
         handlers = {"apt-get": apt_get, "apt-cache": apt_cache, "apt-mark": apt_mark, "kubeadm": kubeadm, "kubelet": kubelet,
-                    "systemctl": systemctl, "kubectl": kubectl, "curl": curl, "aws": aws}
+                    "systemctl": systemctl, "kubectl": kubectl, "curl": curl, "aws": aws,
+                    "containerd": containerd}
         if TOOL == "gpg":
             gpg(state, data)
         else:
