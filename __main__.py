@@ -63,7 +63,8 @@ async def main() -> dict:
         first = [maintaining.last]
         records.update(maintaining.records)
 
-    preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting, after=first))
+    preflight = Preflight("preflight", PreflightArgs(hop, kubeconfig, cfg.verify.ignore_pdbs, adopting,
+                                                     apiservers=len(cfg.control_plane.nodes), after=first))
     masters = SshTarget.for_masters(cfg, ssh_key)
     control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, masters, after=preflight.steps))
     addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last, adopting=adopting))

@@ -1,5 +1,6 @@
 """Read-only checks before a hop moves anything: no client still uses an API
-the target minor removes, and no PodDisruptionBudget would block every drain
+the target minor removes (on every kube-apiserver: `apiservers` is the number
+of control-plane nodes), and no PodDisruptionBudget would block every drain
 (the classic half-done upgrade). They re-run once per hop. On the first run
 (adoption) the nodes must run the versions `adopt` declares, so a wrong adopt
 value cannot turn the adoption into an unplanned upgrade."""
@@ -20,6 +21,8 @@ class PreflightArgs:
     ignore_pdbs: list[str] = field(default_factory=list)
     adopting: bool = False
     """First run: check the cluster really runs the adopt versions before anything moves."""
+    apiservers: int = 1
+    """How many kube-apiservers the deprecated-API check must read (one per master)."""
     after: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -32,7 +35,8 @@ class Preflight(pulumi.ComponentResource):
         pdb_args = [a for ref in args.ignore_pdbs for a in ("--ignore", ref)]
         self.steps = [
             gate_step("deprecated-apis-preflight", gate="deprecated-apis",
-                      args=["--removed-in", args.hop.control_plane.minor_str], triggers=triggers,
+                      args=["--removed-in", args.hop.control_plane.minor_str, "--apiservers", str(args.apiservers)],
+                      triggers=triggers,
                       kubeconfig=args.kubeconfig, parent=self, depends_on=args.after),
             gate_step("pdbs-preflight", gate="pdbs", args=pdb_args, triggers=triggers,
                       kubeconfig=args.kubeconfig, parent=self, depends_on=args.after),

@@ -87,7 +87,7 @@ def test_control_plane_order_in_every_version_stage(efficient, name):
     snapshot = step(s, "etcd-snapshot", "master0")["id"]
     for check in ("deprecated-apis", "pdbs"):
         assert step(s, "preflight", check)["id"] in ancestors(s, snapshot)
-    assert f"--removed-in {name.rsplit('.', 1)[0]}" in step(s, "preflight", "deprecated-apis")["inputs"]["create"]
+    assert f"--removed-in {name.rsplit('.', 1)[0]} --apiservers 3" in step(s, "preflight", "deprecated-apis")["inputs"]["create"]
     assert not steps_by(s, "kubeadm-apply")[1:], "only the first master runs kubeadm upgrade apply"
 
 

@@ -11,7 +11,7 @@ import json
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
@@ -62,6 +62,8 @@ class Kubectl:
     kubeconfig: str | None = None
     context: str | None = None
     request_timeout: float = 30
+    server: str | None = None
+    """`--server`: this one API server instead of the kubeconfig's (its CA and credentials kept)."""
 
     @property
     def backstop(self) -> float:
@@ -78,6 +80,8 @@ class Kubectl:
             argv += ["--kubeconfig", self.kubeconfig]
         if self.context:
             argv += ["--context", self.context]
+        if self.server:
+            argv += ["--server", self.server]
         if self.request_timeout and self.request_timeout > 0:
             argv.append(f"--request-timeout={self.request_timeout:g}s")
         return argv
@@ -144,6 +148,18 @@ class Kubectl:
                 raise KubectlError(f"kubectl get {what}: list holds something that is not a {kind}")
             _require_metadata(item, what)
         return data
+
+    def at(self, server: str) -> "Kubectl":
+        """The same client aimed at one API server (kubectl's global --server flag)."""
+        return replace(self, server=server)
+
+    def kubeconfig_server(self) -> str:
+        """The server URL of the context in use (`kubectl config view --minify`)."""
+        proc = self._run(["config", "view", "--minify", "--output", "jsonpath={.clusters[0].cluster.server}"],
+                         timeout=self.backstop)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise KubectlError(f"kubectl config view found no server: {_tail(proc.stderr) or 'no output'}")
+        return proc.stdout.strip()
 
     def raw(self, path: str) -> str:
         """`kubectl get --raw PATH`: the API server's answer as text."""

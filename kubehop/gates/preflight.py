@@ -1,10 +1,20 @@
 """Read-only checks before a hop touches anything (what users of other tools
 learn the hard way, half-way through an upgrade).
 
-  deprecated-apis  the API server has served no request for an API that the
-                   target minor no longer serves: its own
-                   `apiserver_requested_deprecated_apis` metric, read with
-                   `kubectl get --raw /metrics` (Deprecated API Migration Guide)
+  deprecated-apis  no kube-apiserver has served a request for an API that the
+                   target minor no longer serves: each one's own
+                   `apiserver_requested_deprecated_apis` metric (Deprecated API
+                   Migration Guide). The metric lives in each apiserver process,
+                   so every one is read, not the one the load balancer picks:
+                   the kube-system pods labelled component=kube-apiserver,
+                   tier=control-plane carry their endpoint in the annotation
+                   kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint
+                   (kubeadm writes it into the static pod, constants.go
+                   KubeAPIServerAdvertiseAddressEndpointAnnotationKey, and finds
+                   the apiservers the same way, util/config/cluster.go), and
+                   kubectl reads `/metrics` there with `--server` (same CA and
+                   credentials: kubeadm's apiserver certificate holds the
+                   advertise address, pkiutil GetAPIServerAltNames).
   pdbs             no PodDisruptionBudget allows zero disruptions: such a
                    budget blocks every drain of its pods' nodes, and the
                    upgrade would hang cordoned half-way (kops#10400,
@@ -17,6 +27,8 @@ import re
 import sys
 
 from kubehop.gates.common import Verdict, add_poll_arguments, poll
+from urllib.parse import urlsplit
+
 from kubehop.gates.kube import KubectlError, add_kubectl_arguments, kubectl_from_args, name_list, ns_name
 
 DEPRECATED_METRIC = "apiserver_requested_deprecated_apis"
@@ -24,6 +36,9 @@ DEPRECATED_METRIC = "apiserver_requested_deprecated_apis"
 APISERVER_METRIC = "apiserver_request_total"
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+ENDPOINT_ANNOTATION = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
+APISERVER_SELECTOR = "component=kube-apiserver,tier=control-plane"
+_ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 
 def register(subparsers) -> None:
@@ -31,6 +46,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("deprecated-apis", help="no request for an API the target minor removes",
                               description=__doc__, formatter_class=fmt)
     p.add_argument("--removed-in", required=True, metavar="X.Y", help="the target Kubernetes minor, e.g. 1.27")
+    p.add_argument("--apiservers", type=int, default=1, metavar="N",
+                   help="how many kube-apiservers there must be (the control-plane nodes); default 1")
     add_kubectl_arguments(p)
     add_poll_arguments(p, timeout=60, interval=10)
     p.set_defaults(func=run_deprecated_apis, _parser=p)
@@ -62,17 +79,49 @@ def deprecated_requests(metrics: str, minor: str) -> list[str]:
     return sorted(found)
 
 
+def apiserver_endpoints(pods: list[dict]) -> tuple[list[str], list[str]]:
+    """(endpoint of each kube-apiserver pod, pods without a usable one): `host:port`
+    from kubeadm's annotation, checked before it reaches kubectl's argv."""
+    found, lacking = [], []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        endpoint = (meta.get("annotations") or {}).get(ENDPOINT_ANNOTATION, "")
+        if _ENDPOINT.fullmatch(endpoint):
+            found.append(endpoint)
+        else:
+            lacking.append(meta.get("name", "?"))
+    return sorted(set(found)), sorted(lacking)
+
+
 def run_deprecated_apis(args) -> str:
     if not re.fullmatch(r"\d+\.\d+", args.removed_in):
         args._parser.error(f"--removed-in takes a minor like 1.27, not {args.removed_in!r}")
+    if args.apiservers < 1:
+        args._parser.error(f"--apiservers takes the number of control-plane nodes (at least 1), not {args.apiservers}")
     k = kubectl_from_args(args)
 
     def look() -> Verdict:
-        found = deprecated_requests(k.raw("/metrics"), args.removed_in)
+        scheme = urlsplit(k.kubeconfig_server()).scheme or "https"
+        pods = k.items("pods", kind="Pod", namespace="kube-system", selector=APISERVER_SELECTOR)
+        endpoints, lacking = apiserver_endpoints(pods)
+        if len(endpoints) < args.apiservers:
+            return Verdict(False, f"found {len(endpoints)} kube-apiserver endpoint(s) ({name_list(endpoints) or 'none'}), "
+                                  f"expected {args.apiservers}" + (f"; pods without {ENDPOINT_ANNOTATION}: {name_list(lacking)}"
+                                                                   if lacking else "")
+                                  + "; every apiserver must be read (each counts its own requests): check "
+                                    "`kubectl -n kube-system get pods -l component=kube-apiserver`")
+        found = []
+        for endpoint in endpoints:
+            try:
+                metrics = k.at(f"{scheme}://{endpoint}").raw("/metrics")
+            except KubectlError as exc:
+                return Verdict(False, f"cannot read /metrics of the kube-apiserver at {endpoint}: {exc}; the machine "
+                                      f"running pulumi must reach every master's advertise address and port")
+            found += [f"{api} (at {endpoint})" for api in deprecated_requests(metrics, args.removed_in)]
         if found:
             return Verdict(False, f"clients still request APIs that {args.removed_in} no longer serves: "
                                   f"{name_list(found)}; migrate them (kubectl convert, new manifests) before this hop")
-        return Verdict(True, f"no requests for APIs removed in {args.removed_in}")
+        return Verdict(True, f"no requests for APIs removed in {args.removed_in} on any of {len(endpoints)} kube-apiservers")
 
     return poll("deprecated-apis", look, timeout=args.timeout, interval=args.interval, out=sys.stderr).detail
 
