@@ -69,6 +69,8 @@ class Registered:
     import_id: str
     retain_on_delete: bool
     ignore_changes: list[str]
+    aliases: list[dict] = field(default_factory=list)
+    """The aliases as sent (alias specs: the SDK sends specs when the monitor supports them)."""
 
 
 @dataclass
@@ -110,7 +112,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn=response.urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, dependencies=sorted(set(request.dependencies)),
             inputs=inputs, import_id=request.importId, retain_on_delete=request.retainOnDelete,
-            ignore_changes=list(request.ignoreChanges))
+            ignore_changes=list(request.ignoreChanges),
+            aliases=[json_format.MessageToDict(alias) for alias in request.aliases])
         return response
 
 
