@@ -1,7 +1,8 @@
 """Production choreography around the hops (runbook 6.1, 6.2, 6.5).
 
 `maintaining` (registered while traffic.state is maintaining): check MySQL
-replication, move users to the sibling, switch MySQL to the standby through
+replication, check live that the sibling is serving (its recorded state can be
+stale while its own run is under way), move users to the sibling, switch MySQL to the standby through
 ServiceSwitch, stop MirrorMaker on both clusters (side by side), wait for
 consumer lag < 1k. `serving` (registered on the run that returns from
 maintaining): start MirrorMaker on both clusters, wait for mirror and consumer
@@ -113,6 +114,12 @@ class Cutover(pulumi.ComponentResource):
                        ["--host", rep.host, "--port", str(rep.port), "--user", rep.user, "--max-lag", str(rep.max_lag_seconds),
                         "--timeout", "300", "--interval", "10"],
                        secret_env={"KUBEHOP_MYSQL_PASSWORD": self.args.mysql_password})
+        if cfg.sibling:
+            # the sibling must be back at least as far as kubehop brings a cluster back (the canary's final share)
+            self._step(f"{cfg.sibling.name}-sibling-state", "sibling-state",
+                       ["--cluster", cfg.sibling.name, "--min-share", str(max(1, cfg.traffic.canary.final_share)),
+                        *self._control_args(), "--timeout", "300", "--interval", "15"],
+                       secret_env=self._token_env())
         self._record("traffic:maintaining", self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0))
         if cfg.mysql:
             switch = cfg.mysql.service_switch

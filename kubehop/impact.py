@@ -10,6 +10,7 @@ from kubehop.addons import SPECS as ADDONS
 # action -> (impact, risk)
 ACTIONS: dict[str, tuple[str, str]] = {
     "preflight": ("Read-only check before anything moves: no client still requests an API the target minor removes; no PodDisruptionBudget would block every drain.", "low"),
+    "sibling-state": ("Reads the sibling's live state from the traffic control: it must be available with at least the canary's final share, else users would have nowhere to go. Changes nothing.", "low"),
     "node-preflight": ("Reads the master's containerd version and config and the kubelet flag files: containerd too old or a kubelet flag the target removed stops the hop before anything moves. Changes nothing.", "low"),
     "etcd-snapshot": ("Reads all of etcd over TLS and writes a verified snapshot on the first master; the way back if the upgrade fails. No effect on workloads.", "low"),
     "package-repo": ("Switches the node's pkgs.k8s.io apt repository to the target minor so kubeadm/kubelet/kubectl install the exact patch. No effect on running components.", "low"),

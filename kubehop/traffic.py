@@ -272,6 +272,18 @@ class _CommandBackend(_Backend):
             print(f"[traffic] command said: {_redact(output[-500:])}", file=self.out, flush=True)
 
 
+def read_traffic(cfg: TrafficConfig, cluster: str, *, out: TextIO | None = None) -> dict:
+    """What the traffic control reports for `cluster` now ({state, share}); TrafficError when it
+    cannot be read (unreachable, an error answer, no entry for the cluster, no status command)."""
+    if not cluster:
+        raise TrafficError("cluster name is empty")
+    backend: _Backend = _HttpBackend(cfg, cluster, out or sys.stderr) if cfg.kind == "http" \
+        else _CommandBackend(cfg, cluster, out or sys.stderr)
+    if not backend.can_read():
+        raise TrafficError("the traffic control cannot be read: configure a status command")
+    return backend.read()
+
+
 def set_traffic(
     cfg: TrafficConfig,
     cluster: str,

@@ -6,9 +6,14 @@ from __future__ import annotations
 import pytest
 
 from kubehop import catalog, kubelet_flags
-from tests.test_control_plane_scripts import Rig, rig  # noqa: F401 (the fixture)
+from tests.test_control_plane_scripts import Rig
 
 FLAGS_ENV = "var/lib/kubelet/kubeadm-flags.env"
+
+
+@pytest.fixture(name="rig")
+def fake_master(tmp_path) -> Rig:
+    return Rig(tmp_path)
 
 
 def preflight_env(minor: str) -> dict[str, str]:
