@@ -15,8 +15,9 @@ plan: setup
 bench: setup
 	$(PY) -m kubehop.plan.bench
 
+# two workers (the machines have 2 cores); a test file stays on one worker (module fixtures built once)
 test: setup system-deps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 setup: $(VENV)/.installed
 

@@ -101,8 +101,10 @@ class Cutover(pulumi.ComponentResource):
         kafka = self.cfg.kafka
         argv = ["--prometheus-url", kafka.prometheus_url, "--query", query, "--threshold", str(kafka.threshold),
                 "--timeout", str(kafka.lag_timeout_seconds), "--interval", "30"]
-        if gate == "kafka-lag" and kafka.key_groups:
-            argv += ["--groups", ",".join(kafka.key_groups)]
+        # each gate is told what must be there: the key consumer groups, or the topics MirrorMaker copies
+        expected = kafka.key_groups if gate == "kafka-lag" else kafka.key_topics
+        if expected:
+            argv += ["--groups", ",".join(expected)]
         return self._step(name, gate, argv)
 
     # -- phases ------------------------------------------------------------

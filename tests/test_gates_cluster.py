@@ -195,6 +195,32 @@ def test_pods_pass_all_namespaces(cluster):
     assert [r.path for r in cluster.api.calls()] == ["/api/v1/pods"]
 
 
+def test_pods_fail_on_an_empty_list(cluster):
+    cluster.api.clear("Pod")
+    code, err = cluster.gate("pods")
+    assert code == 1 and "no pods in any namespace" in err
+    code, err = cluster.gate("pods", "--namespaces", "prdo")  # a typo looks just like an empty namespace
+    assert code == 1 and "no pods in prdo" in err
+
+
+@pytest.mark.parametrize("ref", ["prod/--server=http://198.51.100.7", "--kubeconfig=/tmp/x/y", "Prod/mysql",
+                                 "prod/My_Service", "prod/" + "a" * 254])
+def test_a_name_that_is_not_a_kubernetes_name_never_reaches_kubectl(cluster, ref):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*cluster.argv("endpoints", "--service", ref), *ONE_LOOK])
+    assert exc.value.code == 2
+    assert cluster.api.calls() == []
+
+
+def test_kubectl_refuses_a_word_that_reads_as_a_flag():
+    from kubehop.gates.kube import Kubectl, KubectlError
+    k = Kubectl(binary="/nonexistent/kubectl")
+    with pytest.raises(KubectlError, match="cannot start with '-'"):
+        k.get("pods", "--server=http://198.51.100.7", kind="Pod", namespace="prod")
+    with pytest.raises(KubectlError, match="cannot start with '-'"):
+        k.exec("prod", "--as=admin", ["true"], timeout=1)
+
+
 def test_pods_crashloop_named(cluster):
     cluster.api.replace(fixture("pods_crashloop.json"))
     code, err = cluster.gate("pods")

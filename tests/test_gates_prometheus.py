@@ -269,8 +269,10 @@ def test_lag_verdict_rules():
     assert not v.ok and "a=1000" in v.detail  # summed per group, and 1000 is not < 1000
     v = lag_verdict(s[1:], label="consumergroup", threshold=1000, keys=None)
     assert v.ok
-    v = lag_verdict([Sample({}, 1)], label="consumergroup", threshold=1000, keys=None)
-    assert v.ok and "<no consumergroup label>=1" in v.detail
+    # a scalar, or series without the label, prove nothing about any group: fail closed, even at 0
+    for unlabelled in ([Sample({}, 0)], [Sample({"topic": "events"}, 0), *s[1:]], [Sample({"consumergroup": ""}, 0)]):
+        v = lag_verdict(unlabelled, label="consumergroup", threshold=1000, keys=None)
+        assert not v.ok and "without a consumergroup label" in v.detail, v.detail
     v = lag_verdict([], label="consumergroup", threshold=1000, keys=None)
     assert not v.ok
     v = lag_verdict([Sample({"consumergroup": "b"}, math.nan)], label="consumergroup", threshold=1000, keys=None)

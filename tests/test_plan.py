@@ -200,6 +200,10 @@ def test_production_choreography(efficient):
     assert len(start) == 2 and all(x["id"] in ancestors(serving, mirror["id"]) for x in start)
     assert mirror["id"] in ancestors(serving, serve["id"])
     assert serve["id"] in ancestors(serving, canary["id"])
+    # each lag gate is told what must be there (a missing group or topic fails it)
+    assert "--groups events,transactions" in mirror["inputs"]["create"]
+    consumer = step(serving, "kafka-lag-gate", "aws-uswest2-prod-b-consumer")
+    assert "--groups cluster_a-consumer,backfill-consumer,velocity-al-consumer,velocity-consumer" in consumer["inputs"]["create"]
 
 
 def test_secrets_never_appear_in_the_plan(efficient):

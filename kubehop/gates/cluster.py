@@ -168,6 +168,9 @@ def run_pods(args) -> str:
             pods = [p for ns in namespaces for p in k.items("pods", kind="Pod", namespace=ns)]
         else:
             pods = k.items("pods", kind="Pod", all_namespaces=True)
+        if not pods:  # an empty list proves nothing: a wrong namespace or kubeconfig looks just like it
+            where = ", ".join(namespaces) if namespaces else "any namespace"
+            return Verdict(False, f"no pods in {where}; check --namespaces and the kubeconfig's cluster")
         now = datetime.now(timezone.utc)
         broken, pending = [], []
         for pod in pods:

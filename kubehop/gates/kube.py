@@ -112,6 +112,9 @@ class Kubectl:
 
         For a list, returns the List object; its items are checked to be of `kind`.
         """
+        for word in (resource, name, namespace):
+            if word and word.startswith("-"):  # would read as a flag (e.g. a name "--server=...")
+                raise KubectlError(f"refusing {word!r}: a resource, name or namespace cannot start with '-'")
         args = ["get", resource]
         if name:
             args.append(name)
@@ -173,6 +176,8 @@ class Kubectl:
 
     def exec(self, namespace: str, pod: str, command: Sequence[str], *, timeout: float) -> ExecResult:
         """`kubectl exec -n NS POD -- command...`: the command's exit status, no shell."""
+        if namespace.startswith("-") or pod.startswith("-"):
+            raise KubectlError(f"refusing pod {namespace}/{pod}: a name cannot start with '-'")
         args = ["exec", "--namespace", namespace, pod, "--", *command]
         proc = self._run(args, timeout=timeout)
         return ExecResult(proc.returncode, proc.stdout, proc.stderr)
@@ -451,10 +456,20 @@ def template_images(obj: dict, container: str | None = None) -> list[tuple[str, 
 
 # --- connectivity probes -------------------------------------------------------------------
 
+# Kubernetes object names (apimachinery validation: IsDNS1123Label for namespaces,
+# IsDNS1123Subdomain for most objects): also what keeps a name from reading as a kubectl flag.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
 def parse_ns_name(text: str, what: str = "pod") -> tuple[str, str]:
     ns, sep, name = text.partition("/")
     if not sep or not ns or not name or "/" in name:
         raise ValueError(f"{what} must be NAMESPACE/NAME, got {text!r}")
+    if not _DNS_LABEL.fullmatch(ns):
+        raise ValueError(f"{what} {text!r}: the namespace must be a DNS-1123 label")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ValueError(f"{what} {text!r}: the name must be a DNS-1123 subdomain (lowercase letters, digits, '-', '.')")
     return ns, name
 
 

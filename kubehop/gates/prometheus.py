@@ -120,9 +120,13 @@ def lag_verdict(
     are summed: lag adds up over partitions). With `keys`, only those count
     and each must be present.
     """
+    unlabelled = [_series_name(s.labels) or "a scalar" for s in samples if not s.labels.get(label)]
+    if unlabelled:  # a scalar or a series of nothing in particular proves no group's lag: fail closed
+        return Verdict(False, f"{len(unlabelled)} series without a {label} label ({', '.join(unlabelled[:WORST_SHOWN])}): "
+                              f"the query must aggregate by {label}, e.g. sum by ({label}) (...)")
     lags: dict[str, float] = {}
     for s in samples:
-        name = s.labels.get(label, f"<no {label} label>")
+        name = s.labels[label]
         lags[name] = lags.get(name, 0.0) + s.value
     if keys:
         missing = [k for k in keys if k not in lags]
