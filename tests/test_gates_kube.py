@@ -1,14 +1,19 @@
-"""addon-check gates against a stand-in kubectl (nodes, pods, endpoints, network: tests/test_gates_cluster.py).
+"""addon-check gates with the real kubectl against a loopback API server
+(tests/helpers/kube_api.py); nodes, pods, endpoints, network: tests/test_gates_cluster.py.
 
-The stand-in (tests/fixtures/kubectl/kubectl_standin.py) prints fixture files
-shaped like `kubectl get ... -o json`, chosen by a routes file the test writes,
-and logs every argv. Gates run in-process through the real CLI entry point.
+The cluster holds the objects of the kubectl-shaped fixtures in
+tests/fixtures/kubectl/ (what `kubectl get -o json` prints). A test changes it
+with `kube.set(route(...))`: a route names what the gate reads ("get configmaps",
+"get --raw", "exec") and the object it now finds there (a fixture file or a
+JSON text), or the error the API server answers. Gates run in-process through
+the real CLI entry point; kubectl 1.30 (the oldest whose exec speaks WebSocket,
+KEP-4006) is the `kubectl` on their PATH.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from kubehop.gates import cli
+from tests.helpers.kube_api import ApiError, Resource, kubectl_binary
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
-STANDIN = FIXTURES / "kubectl_standin.py"
+EXEC_MINOR = 30
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]
 
 CA_DEPLOY = "cluster-autoscaler-aws-cluster-autoscaler"
@@ -64,24 +70,48 @@ HEALTHY = [
 ]
 
 
-class StandIn:
-    def __init__(self, tmp_path: Path, monkeypatch):
-        self.dir = tmp_path
-        bindir = tmp_path / "bin"
-        bindir.mkdir()
-        wrapper = bindir / "kubectl"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{STANDIN}" "$@"\n')
-        wrapper.chmod(0o755)
-        self.routes_file = tmp_path / "routes.json"
-        self.log = tmp_path / "argv.jsonl"
-        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-        monkeypatch.setenv("KUBECTL_STANDIN_ROUTES", str(self.routes_file))
-        monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(self.log))
+class Loopback:
+    """The healthy cluster in a loopback API server; `set` changes what the gates find."""
+
+    EXTRA = [Resource("leases", "Lease", "coordination.k8s.io"),
+             Resource("tigerastatuses", "TigeraStatus", "operator.tigera.io", namespaced=False, builtin=False)]
+
+    def __init__(self, api, tmp_path: Path):
+        self.api, self.dir = api, tmp_path
+        for resource in self.EXTRA:
+            api.add_resource(resource)
+        self.exec_answer = (0, "", "")
+        api.exec_handler = lambda ns, pod, container, command: self.exec_answer
         self.set()
 
     def set(self, *overrides: dict) -> None:
-        """Routes: these first (first match wins), then the healthy cluster."""
-        self.routes_file.write_text(json.dumps({"routes": list(overrides) + HEALTHY}))
+        """The healthy cluster, then these (the first one named wins, as the routes did)."""
+        with self.api.lock:
+            self.api.objects.clear()
+        self.api.raw.clear()
+        self.exec_answer = (0, "", "")
+        for r in [*HEALTHY[::-1], *overrides[::-1]]:
+            self._apply(r)
+
+    def _apply(self, r: dict) -> None:
+        words, code, stderr = r["match"], r.get("exit", 0), r.get("stderr", "")
+        if words[0] == "exec":
+            self.exec_answer = (code, r.get("stdout", ""), stderr)
+        elif words[:2] == ["get", "--raw"]:
+            path = words[2] if len(words) > 2 else KSM_PROXY
+            if code:  # "Error from server (Reason): message", as kubectl prints the Status
+                reason, message = re.match(r"Error from server \((\w+)\): (.*)", stderr.strip()).groups()
+                self.api.raw[path] = ApiError(503 if reason == "ServiceUnavailable" else 500, reason, message)
+            else:
+                self.api.raw[path] = ("text/plain; version=0.0.4", r["stdout"])
+        elif code:  # NotFound: the object is gone
+            plural, name = re.search(r'(\S+) "([^"]+)" not found', stderr).groups()
+            with self.api.lock:
+                for key in [k for k in self.api.objects if k[0].split(".")[0] == plural and k[2] == name]:
+                    del self.api.objects[key]
+        else:
+            doc = json.loads((FIXTURES / r["file"]).read_text()) if "file" in r else json.loads(r["stdout"])
+            self.api.load(*(doc["items"] if doc.get("kind", "").endswith("List") else [doc]))
 
     def fixture(self, name: str, edit) -> str:
         """A copy of a fixture changed by edit(data); returns its absolute path."""
@@ -91,17 +121,16 @@ class StandIn:
         path.write_text(json.dumps(data, indent=4, sort_keys=True))
         return str(path)
 
-    def calls(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
 
 @pytest.fixture
-def kube(tmp_path, monkeypatch):
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    return StandIn(tmp_path, monkeypatch)
+def kube(kube_api, tmp_path, monkeypatch):
+    api = kube_api("prod-b", minor=EXEC_MINOR)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").symlink_to(kubectl_binary(EXEC_MINOR))
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig))
+    return Loopback(api, tmp_path)
 
 
 def gate(capsys, *argv: str) -> tuple[int, str]:
@@ -137,8 +166,8 @@ def test_ca_pass_classic_status(kube, capsys):
     code, err = gate(capsys, *CA_ARGS, "--status-max-age", "0")
     assert code == 0, err
     assert "status Healthy" in final_line(err)
-    selector = next(c for c in kube.calls() if "pods" in c)
-    assert selector[selector.index("--selector") + 1] == (
+    (listed, *_) = kube.api.calls("GET", "/api/v1/namespaces/kube-system/pods")
+    assert listed.query["labelSelector"] == (
         "app.kubernetes.io/instance=cluster-autoscaler,app.kubernetes.io/name=aws-cluster-autoscaler")
 
 
@@ -299,7 +328,7 @@ def test_ksm_pass_through_the_service_proxy(kube, capsys):
     code, err = gate(capsys, *KSM_ARGS, "--metrics-service", "kube-state-metrics:8080")
     assert code == 0, err
     assert "metrics served" in final_line(err)
-    assert any(c[-3:] == ["get", "--raw", KSM_PROXY] for c in kube.calls())
+    assert kube.api.calls("GET", KSM_PROXY)
 
 
 def test_ksm_series_missing(kube, capsys):
@@ -384,9 +413,7 @@ CALICO_ARGS = ["addon-check", "--addon", "calico", "--namespace", "calico-system
 def test_calico_pass(kube, capsys):
     code, err = gate(capsys, *CALICO_ARGS)
     assert code == 0, err
-    (probe,) = [c for c in kube.calls() if "exec" in c]
-    assert probe[probe.index("exec"):] == [
-        "exec", "--namespace", "prod", CHI, "--", "nc", "-z", "-w", "3", "192.168.4.23", "3306"]
+    assert kube.api.execs() == [("prod", CHI, ["nc", "-z", "-w", "3", "192.168.4.23", "3306"])]
 
 
 def test_calico_fails_while_calico_node_runs_the_old_image(kube, capsys):
@@ -438,7 +465,7 @@ def test_calico_target_not_running(kube, capsys):
     kube.set(route("get pods dcluster-mysql-0", kube.fixture("pod_prod_dcluster-mysql-0.json", pending)))
     code, err = gate(capsys, *CALICO_ARGS)
     assert code == 1 and "pod prod/dcluster-mysql-0 is Pending, not Running" in final_line(err)
-    assert not [c for c in kube.calls() if "exec" in c]
+    assert kube.api.execs() == []
 
 
 @pytest.mark.parametrize("argv", [

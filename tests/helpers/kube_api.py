@@ -232,7 +232,7 @@ class KubeAPI:
         self.objects: dict[tuple[str, str, str], dict] = {}  # (plural.group, namespace, name)
         self.requests: list[Request] = []
         self.on_read: list[Callable[["KubeAPI", Resource, dict], None]] = []
-        self.raw: dict[str, tuple[str, str]] = {}  # path -> (content type, body) for get --raw
+        self.raw: dict[str, tuple[str, str] | ApiError] = {}  # path -> (content type, body) for get --raw, or an error
         self.refusal: ApiError | None = None  # when set, every object request is answered with it
         self.refusals: dict[str, ApiError] = {}  # method -> the error every object request of it gets
         self.delay = 0.0  # seconds each object request waits before it is answered (a hung server)
@@ -459,6 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
                 "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}
         if path in api.raw and req.method == "GET":
+            if isinstance(api.raw[path], ApiError):  # e.g. a service proxy with no endpoints (503)
+                raise api.raw[path]
             return api.raw[path]
         if path == "/api":
             return "application/json", {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
