@@ -9,7 +9,7 @@ under the parent's old URN (pulumi/pulumi pkg/resource/deploy/step_generator.go
 `generateAliases`, "multiply out any aliases our parent had", and
 `inheritedChildAlias`; pulumi tests/integration/aliases adopt_into_component).
 So a stack that ran the old layout sees no replace and no delete, and nothing
-adopted is touched (tests/test_workers_component.py replays that rule).
+adopted is touched (tests/components/test_workers_component.py replays that rule).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """etcd_snapshot.sh against real etcd servers (plain http and mutual TLS) on free 127.0.0.1 ports.
 
-The rig (tests/test_control_plane_scripts.py) puts recording stand-ins first on
+The rig (tests/scripts/test_control_plane_scripts.py) puts recording stand-ins first on
 PATH; its etcdctl is the real one, wrapped to record the call. "No etcdctl on
 the host" removes that wrapper and puts a crictl stand-in (tests/standins/
 crictl_standin.py, modelled on cri-tools) in front of the etcd "static pod",
@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from kubehop import record
-from tests.test_control_plane_scripts import NEW, Rig, skipped
+from tests.scripts.test_control_plane_scripts import NEW, Rig, skipped
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 CRICTL = TESTS / "standins" / "crictl_standin.py"
 NAME_RE = re.compile(rf"^etcd-before-{re.escape(NEW)}-\d{{8}}T\d{{6}}\.\d{{3}}Z\.db$")
 CID = "3f1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"

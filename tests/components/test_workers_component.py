@@ -19,9 +19,9 @@ import pytest
 
 from kubehop.plan import engine
 from tests.plan_helpers import prod_b
-from tests.test_program import _maintaining, run
+from tests.components.test_program import _maintaining, run
 
-BEFORE = json.loads((Path(__file__).parent / "fixtures" / "urns" / "before-workers-component.json").read_text())
+BEFORE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "urns" / "before-workers-component.json").read_text())
 NEW_ON_PURPOSE = {"kubehop:index:Workers"}
 MOVED = {"kubehop:index:NodeImage", "kubehop:index:Drainer", "kubehop:index:NodeJoin", "kubehop:index:NodePool"}
 """The parts that were parented to the stack and now live in Workers."""

@@ -6,7 +6,7 @@ import copy
 import pytest
 
 from tests.plan_helpers import prod_b
-from tests.test_config import load, problems
+from tests.kubehop.test_config import load, problems
 
 
 def etcd(c: dict) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kubehop import catalog, kubelet_flags
-from tests.test_control_plane_scripts import Rig
+from tests.scripts.test_control_plane_scripts import Rig
 
 FLAGS_ENV = "var/lib/kubelet/kubeadm-flags.env"
 

@@ -24,7 +24,7 @@ import yaml
 
 from kubehop import imagehash
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKER = REPO / "packer"
 SCRIPTS = PACKER / "scripts"
 FILES = PACKER / "files"

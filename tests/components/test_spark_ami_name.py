@@ -8,7 +8,7 @@ import pytest
 
 from components.node_image import ami_name
 from kubehop.catalog import Version
-from tests.test_packer import load_template, source_block
+from tests.packer.test_packer import load_template, source_block
 
 VALUES = {"ami_name_prefix": None, "kubernetes_version": "1.27.16", "content_hash": "0123abcd4567",
           "worker_ami_id": "ami-0a1b2c3d4e5f60718"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALL_SCRIPTS = sorted(
     [*ROOT.glob("components/scripts/*.sh"), *ROOT.glob("components/scripts/*/*.sh"),
      *ROOT.glob("packer/scripts/*.sh"), *ROOT.glob("scripts/*.sh")])

@@ -5,7 +5,7 @@ as `command:remote:Command` would send them. Here a real OpenSSH server on
 127.0.0.1 plays master0 (its PATH holds the recording stand-ins for kubeadm,
 kubectl, apt-get ... and a `sudo` that just runs the command), and the real
 OpenSSH client sends master0's first steps; a failing one stops with its
-reason. Every master's whole stage over sshd: tests/test_cp_masters_ssh.py.
+reason. Every master's whole stage over sshd: tests/scripts/test_cp_masters_ssh.py.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 
 from kubehop.plan.stages import build, read_stack_file
 from tests.plan_helpers import prod_b
-from tests.test_control_plane_scripts import NEW_DEB, Rig
+from tests.scripts.test_control_plane_scripts import NEW_DEB, Rig
 
 SSHD = "/usr/sbin/sshd"
 

@@ -18,7 +18,7 @@ from tests.helpers.kube_api import KUBECTL_MINORS, ApiError, kubectl_binary
 
 pytestmark = pytest.mark.skipif(not KUBECTL_MINORS, reason="no kubectl.1.NN (scripts/install-test-deps.sh says how)")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]
 CA_POD = "kube-system/cluster-autoscaler-aws-cluster-autoscaler-7c9d8b5f6-q2w8e"
 CHI = "chi-clickhouse-prod-0-0-0"

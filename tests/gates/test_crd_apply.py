@@ -30,7 +30,7 @@ from kubehop.gates import cli
 from tests.helpers.kube_api import KUBECTL_MINORS, kubectl_binary, kubectl_env
 from tests.helpers.kube_apply import APPLY, ApplyKubeAPI
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "calico"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "calico"
 # kubectl 1.29+ asks OpenAPI v3 whether the server validates fields; 1.27/1.28 ask OpenAPI v2,
 # which is protobuf and not served by the loopback server (tests/helpers/kube_apply.py)
 APPLY_MINORS = tuple(m for m in KUBECTL_MINORS if m >= 29)

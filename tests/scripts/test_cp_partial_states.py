@@ -16,7 +16,7 @@ import pytest
 from kubehop.plan.stages import build, read_stack_file
 from tests.helpers.cp_cluster import Cluster
 from tests.plan_helpers import prod_b
-from tests.test_cp_kubeadm_minor import MASTERS, assert_stage_finished, plan_order, run_stage
+from tests.scripts.test_cp_kubeadm_minor import MASTERS, assert_stage_finished, plan_order, run_stage
 
 STAGE = "1.28.15"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")

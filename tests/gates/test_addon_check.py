@@ -1,5 +1,5 @@
 """addon-check gates with the real kubectl against a loopback API server
-(tests/helpers/kube_api.py); nodes, pods, endpoints, network: tests/test_gates_cluster.py.
+(tests/helpers/kube_api.py); nodes, pods, endpoints, network: tests/gates/test_cluster.py.
 
 The cluster holds the objects of the kubectl-shaped fixtures in
 tests/fixtures/kubectl/ (what `kubectl get -o json` prints). A test changes it
@@ -24,7 +24,7 @@ import pytest
 from kubehop.gates import cli
 from tests.helpers.kube_api import ApiError, Resource, kubectl_binary
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
 EXEC_MINOR = 30
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]
 

@@ -1,5 +1,5 @@
 """The join token renewed between runs: join_token_timer.sh installs join_token.sh and a systemd
-timer on the first master (run with the stand-ins of tests/test_control_plane_scripts.py, the unit
+timer on the first master (run with the stand-ins of tests/scripts/test_control_plane_scripts.py, the unit
 files checked by the real `systemd-analyze verify`), the installed service runs the same logic for
 real, and the margin check after the rollouts fails when the published token is running out."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from components.steps import script as sent_text
 from kubehop import config
 from kubehop.plan.stages import build, read_stack_file
 from tests.plan_helpers import ancestors, prod_b, step, steps_by
-from tests.test_control_plane_scripts import PARAM, Rig, make_ca, skipped, token_env, tokens
+from tests.scripts.test_control_plane_scripts import PARAM, Rig, make_ca, skipped, token_env, tokens
 
 UNITS = "etc/systemd/system"
 TIMER, SERVICE = "kubehop-join-token.timer", "kubehop-join-token.service"

@@ -23,7 +23,7 @@ def efficient() -> dict:
     result = plan_cli("--stack", "prod-b", "--to", "1.29", "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    # no recorded state: the adoption run comes first (tests/test_adoption.py); these tests read the journey after it
+    # no recorded state: the adoption run comes first (tests/components/test_adoption.py); these tests read the journey after it
     assert plan["stages"][0]["name"] == "adopt"
     return {**plan, "stages": plan["stages"][1:], "adopt": plan["stages"][0]}
 

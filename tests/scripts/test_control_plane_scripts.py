@@ -7,7 +7,7 @@ for kubeadm, kubectl, kubelet, apt-get, apt-mark, systemctl, curl, gpg and aws,
 plus symlinks to the few real utilities the scripts may use (openssl among them:
 join_token.sh hashes a real CA certificate made here). A tool the scripts
 should not call is simply not there. etcd_snapshot.sh runs against real etcd
-servers: tests/test_cp_snapshot.py.
+servers: tests/scripts/test_cp_snapshot.py.
 
 For every script: the first run acts (exact commands), the second is a no-op
 that says "skipping", an injected failure stops it with a clear message and a
@@ -32,7 +32,7 @@ from components.steps import EMBEDDED
 from components.steps import embedded as embed
 from components.steps import script as sent_text
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 SCRIPTS = TESTS.parent / "components" / "scripts" / "control_plane"
 STANDIN = TESTS / "standins" / "cp_standin.py"
 
@@ -647,8 +647,8 @@ def test_kubeadm_plan_failure_is_reported(rig: Rig):
 
 
 # kubeadm_apply.sh and kubeadm_node.sh run against a cluster of masters with a real
-# API server and a per-minor stand-in kubeadm: tests/test_cp_kubeadm_minor.py and
-# tests/test_cp_partial_states.py.
+# API server and a per-minor stand-in kubeadm: tests/scripts/test_cp_kubeadm_minor.py and
+# tests/scripts/test_cp_partial_states.py.
 
 
 # --------------------------------------------------------------------------- drain.sh
@@ -961,4 +961,4 @@ def test_join_token_refuses_a_kubeconfig_server_that_is_not_https(rig: Rig):
     assert result.mutating == []
 
 
-# Whole stages of every master: tests/test_cp_kubeadm_minor.py (the plan's steps, real kubectl).
+# Whole stages of every master: tests/scripts/test_cp_kubeadm_minor.py (the plan's steps, real kubectl).

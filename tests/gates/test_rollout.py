@@ -23,7 +23,7 @@ from kubehop.gates import cli
 from tests.helpers.kube_api import KUBECTL_MINORS, ApiError, kubectl_binary
 
 pytestmark = pytest.mark.skipif(not KUBECTL_MINORS, reason="no kubectl.1.NN (scripts/install-test-deps.sh says how)")
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kubectl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
 REGION = "us-west-2"
 OLD_K8S, NEW_K8S = "v1.26.15", "v1.27.16"
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]

@@ -1,7 +1,7 @@
 """Pool labels/taints: Kubernetes syntax at config load, never shell code at boot;
 the boot script's launch hook: CONTINUE only when the node is Ready at the
 expected kubelet, ABANDON otherwise (components/scripts/node_pool/user_data.sh
-run for real under bash with the stand-ins of tests/test_user_data.py)."""
+run for real under bash with the stand-ins of tests/scripts/test_user_data.py)."""
 from __future__ import annotations
 
 import base64
@@ -17,9 +17,9 @@ from kubehop import config
 from kubehop.config import NodePool, Taint
 from kubehop.plan.stages import read_stack_file
 from tests.plan_helpers import prod_b, write_stack
-from tests.test_user_data import HOSTNAME, Box
+from tests.scripts.test_user_data import HOSTNAME, Box
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ['x";touch pwned;echo "', "$(touch pwned)", "`touch pwned`", "a b", "x'y", "a\\nb"]
 
 

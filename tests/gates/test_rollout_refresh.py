@@ -1,8 +1,8 @@
-# ruff: noqa: F811  (the moto and API-server fixtures are imported by name from tests/test_gates_rollout.py)
+# ruff: noqa: F811  (the moto and API-server fixtures are imported by name from tests/gates/test_rollout.py)
 """`rollout --manage-refresh`: the gate steers the group's instance refresh.
 
 EC2 and Auto Scaling groups come from a real moto server on 127.0.0.1 and the
-nodes from the loopback API server, as in tests/test_gates_rollout.py. moto
+nodes from the loopback API server, as in tests/gates/test_rollout.py. moto
 serves no instance-refresh API, so the refresh calls go to a separate client
 with botocore's Stubber: each response is shaped like the AWS Auto Scaling API
 reference (DescribeInstanceRefreshes -> InstanceRefreshes[] with
@@ -20,7 +20,7 @@ import pytest
 from botocore.stub import Stubber
 
 from kubehop.gates import cli, rollout as rollout_gate
-from tests.test_gates_rollout import NEW_K8S, OLD_K8S, REGION, cloud, nodes, rollout  # noqa: F401  (fixtures)
+from tests.gates.test_rollout import NEW_K8S, OLD_K8S, REGION, cloud, nodes, rollout  # noqa: F401  (fixtures)
 
 PREFS = ["--min-healthy-percentage", "100", "--max-healthy-percentage", "110", "--instance-warmup", "300"]
 API_PREFS = {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 110, "InstanceWarmup": 300, "SkipMatching": True}

@@ -19,8 +19,8 @@ import pytest
 from kubehop.plan.stages import build, read_stack_file
 from tests.helpers.cp_cluster import Cluster, Master, is_mutating
 from tests.plan_helpers import prod_b
-from tests.test_cp_kubeadm_minor import MASTERS, assert_stage_finished, plan_order
-from tests.test_ssh_e2e import Sshd
+from tests.scripts.test_cp_kubeadm_minor import MASTERS, assert_stage_finished, plan_order
+from tests.scripts.test_ssh_e2e import Sshd
 
 STAGE = "1.28.15"
 

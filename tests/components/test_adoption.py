@@ -10,7 +10,7 @@ from kubehop.plan import engine, imports
 from kubehop.plan.stages import diff_stage, read_stack_file
 from tests.plan_helpers import prod_b
 
-FIXTURES = Path(__file__).parent / "fixtures" / "import_readback"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "import_readback"
 SELF = "organization/kubehop/prod-b"
 
 
