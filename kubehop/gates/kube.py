@@ -459,7 +459,7 @@ def template_images(obj: dict, container: str | None = None) -> list[tuple[str, 
 # Kubernetes object names (apimachinery validation: IsDNS1123Label for namespaces,
 # IsDNS1123Subdomain for most objects): also what keeps a name from reading as a kubectl flag.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def parse_ns_name(text: str, what: str = "pod") -> tuple[str, str]:

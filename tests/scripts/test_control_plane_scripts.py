@@ -439,6 +439,8 @@ def test_a_step_run_from_its_file_does_its_work(rig: Rig):
     ("kubeadm_apply.sh", {"KUBEHOP_VERSION": "v1.27.16"}, "KUBEHOP_VERSION must be an exact version"),
     ("kubeadm_install.sh", {"KUBEHOP_VERSION": "1.27"}, "KUBEHOP_VERSION must be an exact version"),
     ("drain.sh", {"KUBEHOP_MINOR": "1.28"}, "KUBEHOP_MINOR=1.28 does not match KUBEHOP_VERSION=1.27.16"),
+    ("drain.sh", {"KUBEHOP_NODE": "a" * 254}, "KUBEHOP_NODE must be a Kubernetes node name, a DNS-1123 subdomain of at most 253"),
+    ("uncordon.sh", {"KUBEHOP_NODE": "ip-10-0-0-1.-x"}, "KUBEHOP_NODE must be a Kubernetes node name"),
     ("kubeadm_apply.sh", {"KUBEHOP_FORCE": "yes"}, "KUBEHOP_FORCE must be 0 or 1"),
     ("kubeadm_apply.sh", {"KUBEHOP_APPLY_TIMEOUT": "15m"}, "KUBEHOP_APPLY_TIMEOUT must be a whole number"),
     ("drain.sh", {"KUBEHOP_DRAIN_TIMEOUT": "0"}, "KUBEHOP_DRAIN_TIMEOUT must be a whole number"),

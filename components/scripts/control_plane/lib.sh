@@ -25,7 +25,8 @@ seconds() { # NAME VALUE
 
 validate_node() {
   [[ -n ${KUBEHOP_NODE:-} ]] || bad "KUBEHOP_NODE is required (e.g. master0)"
-  [[ $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || bad "KUBEHOP_NODE must be a Kubernetes node name (got '$KUBEHOP_NODE')"
+  [[ ${#KUBEHOP_NODE} -le 253 && $KUBEHOP_NODE =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ ]] \
+    || bad "KUBEHOP_NODE must be a Kubernetes node name, a DNS-1123 subdomain of at most 253 characters (got '$KUBEHOP_NODE')"
 }
 
 validate_common() { # KUBEHOP_NODE, KUBEHOP_VERSION and KUBEHOP_MINOR, taken by every step of a hop
