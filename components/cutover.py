@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.steps import gate_step
+from kubehop.gates.traffic import CONTROL_STATE
 from kubehop.config import StackConfig
 
 
@@ -122,7 +123,8 @@ class Cutover(pulumi.ComponentResource):
                        ["--cluster", cfg.sibling.name, "--min-share", str(max(1, cfg.traffic.canary.final_share)),
                         *self._control_args(), "--timeout", "300", "--interval", "15"],
                        secret_env=self._token_env())
-        self._record("traffic:maintaining", self._traffic(f"{cluster}-traffic-maintain", "maintaining", 0))
+        self._record("traffic:maintaining",
+                     self._traffic(f"{cluster}-traffic-maintain", CONTROL_STATE["maintaining"], 0))
         if cfg.mysql:
             switch = cfg.mysql.service_switch
             self._step(f"{switch.name}-mysql-switch", "serviceswitch",
@@ -141,7 +143,7 @@ class Cutover(pulumi.ComponentResource):
             self._side_by_side(
                 lambda: self._lag(f"{cluster}-mirror-lag-gate", "mirror-lag", cfg.kafka.mirror_lag_query),
                 lambda: self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query))
-        self._traffic(f"{cluster}-traffic-serve", "available", 0)
+        self._traffic(f"{cluster}-traffic-serve", CONTROL_STATE["serving"], 0)
         canary = cfg.traffic.canary
         argv = ["--cluster", cluster, "--canary-share", str(canary.share), "--final-share", str(canary.final_share),
                 "--window", str(canary.window_seconds), *self._control_args(),

@@ -24,9 +24,9 @@ from typing import TextIO
 
 from kubehop.gates.common import GateError
 from kubehop.gates.prometheus import SloBreach, add_prometheus_arguments, add_slo_arguments, watch_slo
-from kubehop.traffic import TrafficConfig, add_traffic_arguments, config_from_args, parse_share, set_traffic
+from kubehop.gates.traffic import CONTROL_STATE, TrafficConfig, add_traffic_arguments, config_from_args, parse_share, set_traffic
 
-ROLLBACK_STATE = "available"
+ROLLBACK_STATE = CONTROL_STATE["serving"]
 ROLLBACK_SHARE = 0
 
 
@@ -57,7 +57,7 @@ def run_canary(
 
     print(f"[canary] moving {canary_share}% of traffic to {cluster}", file=out, flush=True)
     try:
-        set_traffic(cfg, cluster, "available", canary_share, out=out)
+        set_traffic(cfg, cluster, CONTROL_STATE["serving"], canary_share, out=out)
     except GateError as exc:
         raise GateError(f"could not move {canary_share}% to {cluster}: {exc}; {route_back('shift failed')}") from None
 
@@ -85,7 +85,7 @@ def run_canary(
         raise
 
     try:
-        set_traffic(cfg, cluster, "available", final_share, out=out)
+        set_traffic(cfg, cluster, CONTROL_STATE["serving"], final_share, out=out)
     except GateError as exc:
         raise GateError(
             f"SLO held at {canary_share}% but setting the final share {final_share}% failed: {exc}; "

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from kubehop.gates.common import Verdict, add_poll_arguments, poll
-from kubehop.traffic import add_traffic_arguments, config_from_args, parse_share, read_traffic
+from kubehop.gates.traffic import CONTROL_STATE, add_traffic_arguments, config_from_args, parse_share, read_traffic
 
 
 def judge(entry: dict, cluster: str, min_share: int) -> Verdict:
@@ -27,9 +27,9 @@ def judge(entry: dict, cluster: str, min_share: int) -> Verdict:
         percent = float(share)
     except (TypeError, ValueError):
         return Verdict(False, f"{cluster} reports share {share!r}, not a number: its state is unknown")
-    if state == "maintaining":
+    if state == CONTROL_STATE["maintaining"]:
         return Verdict(False, f"{cluster} is maintaining (share {percent:g}%): both clusters would be out of service")
-    if state != "available":
+    if state != CONTROL_STATE["serving"]:
         return Verdict(False, f"{cluster} reports state {state!r}, neither available nor maintaining: unknown")
     if percent < min_share:
         return Verdict(False, f"{cluster} is switching: available with {percent:g}% of users, below {min_share}% "

@@ -1,5 +1,5 @@
 """`traffic-set`: set a cluster's DAPP state and traffic share (runbook 6.2.1,
-6.5.3, 6.5.5) through the configured traffic control (see kubehop.traffic).
+6.5.3, 6.5.5) through the configured traffic control (see kubehop/gates/traffic.py).
 
     python -m kubehop gate traffic-set --traffic-config kubehop.yaml \\
         --cluster west-b --state maintaining --share 0
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kubehop.traffic import STATES, add_traffic_arguments, config_from_args, parse_share, set_traffic
+from kubehop.gates.traffic import STATES, add_traffic_arguments, config_from_args, parse_share, set_traffic
 
 
 def run(args) -> str:

@@ -1,4 +1,4 @@
-"""Traffic control (`traffic-set`, kubehop.traffic) against a local DAPP state
+"""Traffic control (`traffic-set`, kubehop/gates/traffic.py) against a local DAPP state
 endpoint and a recording stand-in command; `canary` against a REAL Prometheus."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-from kubehop import traffic
+from kubehop.gates import traffic
 from kubehop.gates import cli
 from tests.helpers.prom_harness import (
     Exporter,

@@ -39,6 +39,10 @@ command::
 
 Rule: state ``maintaining`` requires share 0 (a cluster in maintenance gets no
 user traffic).
+
+Spelling: the traffic control's states are its own words; kubehop's config and
+recorded state say ``serving`` where the traffic control says ``available``.
+``CONTROL_STATE`` is the one translation (the program and the gates use it).
 """
 from __future__ import annotations
 
@@ -59,7 +63,9 @@ from kubehop.gates.common import GateError, Verdict, poll
 from kubehop.gates.http_check import describe_request_error
 
 TOKEN_ENV = "KUBEHOP_TRAFFIC_TOKEN"
-STATES = ("maintaining", "available")
+STATES = ("maintaining", "available")  # the traffic control's words (CONTROL_STATE below)
+CONTROL_STATE = {"maintaining": "maintaining", "serving": "available"}
+"""kubehop's traffic state (config `traffic.state`) -> the traffic control's word for it."""
 KINDS = ("http", "command")
 
 
