@@ -278,13 +278,17 @@ class _CommandBackend(_Backend):
             print(f"[traffic] command said: {_redact(output[-500:])}", file=self.out, flush=True)
 
 
+def _backend(cfg: TrafficConfig, cluster: str, out: TextIO) -> _Backend:
+    """The backend of the configured kind for one cluster."""
+    if not cluster:
+        raise TrafficError("cluster name is empty")
+    return _HttpBackend(cfg, cluster, out) if cfg.kind == "http" else _CommandBackend(cfg, cluster, out)
+
+
 def read_traffic(cfg: TrafficConfig, cluster: str, *, out: TextIO | None = None) -> dict:
     """What the traffic control reports for `cluster` now ({state, share}); TrafficError when it
     cannot be read (unreachable, an error answer, no entry for the cluster, no status command)."""
-    if not cluster:
-        raise TrafficError("cluster name is empty")
-    backend: _Backend = _HttpBackend(cfg, cluster, out or sys.stderr) if cfg.kind == "http" \
-        else _CommandBackend(cfg, cluster, out or sys.stderr)
+    backend = _backend(cfg, cluster, out or sys.stderr)
     if not backend.can_read():
         raise TrafficError("the traffic control cannot be read: configure a status command")
     return backend.read()
@@ -307,9 +311,7 @@ def set_traffic(
     """
     out = out or sys.stderr  # looked up per call, so redirected stderr is honoured
     validate(state, share)
-    if not cluster:
-        raise TrafficError("cluster name is empty")
-    backend: _Backend = _HttpBackend(cfg, cluster, out) if cfg.kind == "http" else _CommandBackend(cfg, cluster, out)
+    backend = _backend(cfg, cluster, out)
     want = f"{cluster} state={state} share={share}%"
     if backend.can_read():
         current = backend.read()
