@@ -32,8 +32,6 @@ _AMI_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 # DNS-1123 label (namespaces) and subdomain (object names), as the API server
 # validates them: k8s.io/apimachinery pkg/util/validation/validation.go
 # (IsDNS1123Label: 63 chars; IsDNS1123Subdomain: 253 chars, dot-separated labels).
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _RELEASE_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
 _HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$")
 TRAFFIC_PLACEHOLDERS = ("{cluster}", "{state}", "{share}")
@@ -65,14 +63,18 @@ def check_url(value: str) -> str:
 
 
 def _dns_label(value: str) -> str:
-    if not _DNS_LABEL_RE.match(value):
+    if not node_labels.LABEL_RE.match(value):
         raise ValueError("must be a DNS-1123 label (lowercase letters, digits, '-', at most 63)|use the namespace as "
                          "`kubectl get ns` shows it")
     return value
 
 
+def _is_dns_subdomain(value: str) -> bool:
+    return len(value) <= node_labels.SUBDOMAIN_MAX and node_labels.SUBDOMAIN_RE.match(value) is not None
+
+
 def _dns_name(value: str) -> str:
-    if not _DNS_SUBDOMAIN_RE.match(value):
+    if not _is_dns_subdomain(value):
         raise ValueError("must be a DNS-1123 name (lowercase letters, digits, '-', '.')|use the object's name as "
                          "`kubectl get` shows it")
     return value
@@ -220,7 +222,7 @@ class Node(Model):
     def _name(cls, v: str) -> str:
         # Node names are DNS-1123 subdomains (apimachinery ValidateNodeName = NameIsDNSSubdomain), e.g.
         # ip-10-42-1-10.us-west-2.compute.internal, what AWS clusters with the cloud controller have.
-        if not _DNS_SUBDOMAIN_RE.match(v):
+        if not _is_dns_subdomain(v):
             raise ValueError("must be the Kubernetes node name, a DNS-1123 subdomain (lowercase letters, digits, '-' "
                              "and '.', at most 253 characters)|use the name `kubectl get nodes` shows")
         return v

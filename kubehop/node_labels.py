@@ -19,7 +19,11 @@ import re
 _NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 NAME_RE = re.compile(f"^{_NAME}$")
 VALUE_RE = re.compile(f"^({_NAME})?$")
+# apimachinery IsDNS1123Label (at most 63 characters, in the pattern) and IsDNS1123Subdomain
+# (at most SUBDOMAIN_MAX characters, checked beside the pattern): namespaces, object and node names.
+LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SUBDOMAIN_MAX = 253
 
 # well_known_labels.go kubeletLabels (the keys themselves, from k8s.io/api core/v1)
 KUBELET_LABELS = frozenset({
@@ -40,7 +44,7 @@ def key_problem(key: str) -> str | None:
         return "has more than one '/'"
     if "/" in key and not prefix:
         return "has an empty prefix before '/'"
-    if prefix and (len(prefix) > 253 or not SUBDOMAIN_RE.match(prefix)):
+    if prefix and (len(prefix) > SUBDOMAIN_MAX or not SUBDOMAIN_RE.match(prefix)):
         return f"prefix {prefix!r} is not a lowercase DNS subdomain (at most 253 characters)"
     if not name or len(name) > 63 or not NAME_RE.match(name):
         return "name part must be 1-63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit"

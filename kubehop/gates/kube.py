@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
+from kubehop import node_labels
+
 # Names shown for a failing look are capped so one progress line stays readable.
 MAX_NAMED = 20
 
@@ -456,19 +458,15 @@ def template_images(obj: dict, container: str | None = None) -> list[tuple[str, 
 
 # --- connectivity probes -------------------------------------------------------------------
 
-# Kubernetes object names (apimachinery validation: IsDNS1123Label for namespaces,
-# IsDNS1123Subdomain for most objects): also what keeps a name from reading as a kubectl flag.
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
 def parse_ns_name(text: str, what: str = "pod") -> tuple[str, str]:
     ns, sep, name = text.partition("/")
     if not sep or not ns or not name or "/" in name:
         raise ValueError(f"{what} must be NAMESPACE/NAME, got {text!r}")
-    if not _DNS_LABEL.fullmatch(ns):
+    # Kubernetes names (kubehop/node_labels.py, apimachinery's rules): also what keeps a name
+    # from reading as a kubectl flag
+    if not node_labels.LABEL_RE.fullmatch(ns):
         raise ValueError(f"{what} {text!r}: the namespace must be a DNS-1123 label")
-    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+    if len(name) > node_labels.SUBDOMAIN_MAX or not node_labels.SUBDOMAIN_RE.fullmatch(name):
         raise ValueError(f"{what} {text!r}: the name must be a DNS-1123 subdomain (lowercase letters, digits, '-', '.')")
     return ns, name
 
