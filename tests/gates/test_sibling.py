@@ -8,16 +8,9 @@ import pytest
 from kubehop.plan.stages import build, read_stack_file
 from tests.helpers.prom_harness import closed_port
 from tests.plan_helpers import ancestors, prod_b, step
-from tests.gates.test_traffic_canary import DappServer, _env, gate  # noqa: F401 (_env: the autouse token fixture)
+from tests.gates.test_traffic_canary import _env, gate  # noqa: F401 (_env: the autouse token fixture)
 
 SIBLING = "west-a"
-
-
-@pytest.fixture(name="dapp")
-def dapp_server():
-    server = DappServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -109,13 +109,6 @@ def _env(monkeypatch):
     monkeypatch.delenv("KUBEHOP_PROMETHEUS_URL", raising=False)
 
 
-@pytest.fixture
-def dapp():
-    s = DappServer()
-    yield s
-    s.close()
-
-
 def gate(capsys, *argv: str) -> tuple[int, str]:
     capsys.readouterr()
     rc = cli.main(list(argv))

@@ -273,11 +273,6 @@ def check_every_run(rig: Rig, script: str, result: Result) -> None:
         assert not [p.name for p in d.iterdir() if ".kubehop" in p.name], f"{script} left temp files in {d}"
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return Rig(tmp_path)
-
-
 def skipped(result: Result, step: str, node: str = "master0") -> bool:
     return result.rc == 0 and f"kubehop: {step} on {node}: already done (" in result.out and "skipping" in result.out
 

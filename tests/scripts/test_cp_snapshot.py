@@ -211,11 +211,6 @@ def kubeadm_pki(rig: Rig, etcd: Etcd) -> Path:
     return pki
 
 
-@pytest.fixture(name="rig")
-def rig_fixture(tmp_path: Path) -> Rig:
-    return Rig(tmp_path)
-
-
 # --------------------------------------------------------------------------- tests
 def test_every_run_takes_a_fresh_verified_snapshot(rig: Rig, etcd_plain: Etcd):
     snapdir = rig.root / "var/backups/kubehop/etcd"  # the default, under KUBEHOP_ROOT

@@ -21,11 +21,6 @@ UNITS = "etc/systemd/system"
 TIMER, SERVICE = "kubehop-join-token.timer", "kubehop-join-token.service"
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return Rig(tmp_path)
-
-
 def timer_env(ttl: str = "24h") -> dict[str, str]:
     return token_env(KUBEHOP_TOKEN_TTL=ttl)
 

@@ -11,11 +11,6 @@ from tests.scripts.test_control_plane_scripts import Rig
 FLAGS_ENV = "var/lib/kubelet/kubeadm-flags.env"
 
 
-@pytest.fixture(name="rig")
-def fake_master(tmp_path) -> Rig:
-    return Rig(tmp_path)
-
-
 def preflight_env(minor: str) -> dict[str, str]:
     release = catalog.release(minor)
     return {"KUBEHOP_VERSION": release.patch, "KUBEHOP_MINOR": minor, **kubelet_flags.preflight_env(release)}
