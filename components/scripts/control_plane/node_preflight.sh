@@ -78,7 +78,7 @@ check_containerd() {
       if older "$version" "$want"; then
         PROBLEMS+=("containerd $version is older than $want, the least Kubernetes $KUBEHOP_MINOR supports on the $line_of line; upgrade containerd on $KUBEHOP_NODE first")
       else
-        say "ok: containerd $version (at least $want for Kubernetes ${KUBEHOP_VERSION%.*})"
+        say "ok: containerd $version (at least $want for Kubernetes $KUBEHOP_MINOR)"
       fi
       return 0
     fi
@@ -87,7 +87,7 @@ check_containerd() {
   if older "$best" "$version"; then
     say "ok: containerd $version (a release line newer than every listed minimum)"
   else
-    PROBLEMS+=("containerd $version is on the $line_of line, which Kubernetes ${KUBEHOP_VERSION%.*} does not support (minimums: $KUBEHOP_CONTAINERD_MIN); upgrade containerd on $KUBEHOP_NODE first")
+    PROBLEMS+=("containerd $version is on the $line_of line, which Kubernetes $KUBEHOP_MINOR does not support (minimums: $KUBEHOP_CONTAINERD_MIN); upgrade containerd on $KUBEHOP_NODE first")
   fi
 }
 
