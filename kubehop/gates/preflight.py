@@ -23,6 +23,7 @@ learn the hard way, half-way through an upgrade).
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 
@@ -99,9 +100,11 @@ def run_deprecated_apis(args) -> str:
     if args.apiservers < 1:
         args._parser.error(f"--apiservers takes the number of control-plane nodes (at least 1), not {args.apiservers}")
     k = kubectl_from_args(args)
+    # the kubeconfig's scheme, read once it can be (a failure is a failed look, retried)
+    kubeconfig_scheme = functools.cache(lambda: urlsplit(k.kubeconfig_server()).scheme or "https")
 
     def look() -> Verdict:
-        scheme = urlsplit(k.kubeconfig_server()).scheme or "https"
+        scheme = kubeconfig_scheme()
         pods = k.items("pods", kind="Pod", namespace="kube-system", selector=APISERVER_SELECTOR)
         endpoints, lacking = apiserver_endpoints(pods)
         if len(endpoints) < args.apiservers:
