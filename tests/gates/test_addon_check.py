@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kubehop.gates import cli
-from tests.helpers.kube_api import ApiError, Resource, kubectl_binary
+from tests.helpers.kube_api import ADDON_RESOURCES, ApiError, kubectl_binary
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
 EXEC_MINOR = 30
@@ -73,12 +73,9 @@ HEALTHY = [
 class Loopback:
     """The healthy cluster in a loopback API server; `set` changes what the gates find."""
 
-    EXTRA = [Resource("leases", "Lease", "coordination.k8s.io"),
-             Resource("tigerastatuses", "TigeraStatus", "operator.tigera.io", namespaced=False, builtin=False)]
-
     def __init__(self, api, tmp_path: Path):
         self.api, self.dir = api, tmp_path
-        for resource in self.EXTRA:
+        for resource in ADDON_RESOURCES:
             api.add_resource(resource)
         self.exec_answer = (0, "", "")
         api.exec_handler = lambda ns, pod, container, command: self.exec_answer

@@ -47,7 +47,7 @@ import requests
 from kubehop.gates import cli
 from kubehop.plan import engine
 from kubehop.plan.stages import read_stack_file
-from tests.helpers.kube_api import KUBECTL_MINORS, Resource, kubectl_binary
+from tests.helpers.kube_api import ADDON_RESOURCES, KUBECTL_MINORS, kubectl_binary
 from tests.helpers.prom_harness import clean_proxy_env, free_port, prometheus_binary
 from tests.plan_helpers import prod_b
 
@@ -59,11 +59,6 @@ KSM_METRICS = ('# HELP kube_node_info [STABLE] Information about a cluster node.
                'kube_node_info{node="ip-10-42-1-20.us-west-2.compute.internal"} 1\n'
                '# HELP kube_pod_status_phase [STABLE] The pods current phase.\n# TYPE kube_pod_status_phase gauge\n'
                'kube_pod_status_phase{namespace="prod",pod="dcluster-mysql-0",phase="Running"} 1\n')
-EXTRA = [
-    Resource("secrets", "Secret"),
-    Resource("leases", "Lease", "coordination.k8s.io"),
-    Resource("tigerastatuses", "TigeraStatus", "operator.tigera.io", namespaced=False, builtin=False),
-]
 
 
 def at(seconds_ago: float) -> str:
@@ -168,7 +163,7 @@ def tigerastatus(available="True", progressing="False", degraded="False", since_
 
 def prod_b_cluster(api, calico_image: str = "quay.io/calico/node:v3.28.5") -> None:
     """prod-b as the adoption run finds it: every addon at the chart the program declares."""
-    for r in EXTRA:
+    for r in ADDON_RESOURCES:
         api.add_resource(r)
     api.load(*[{"kind": "Node", "apiVersion": "v1", "metadata": {"name": f"ip-10-42-1-{20 + i}"},
                 "spec": {"providerID": f"aws:///us-west-2a/i-0{i}abcdef01234567"},

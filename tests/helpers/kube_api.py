@@ -93,6 +93,13 @@ BUILTIN = [
     Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", short=("pdb",)),
     Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", short=("hpa",)),
 ]
+# What the addon checks read beyond the built-ins: Helm's release Secrets, the leader Lease
+# (coordination.k8s.io/v1) and tigera-operator's cluster-scoped TigeraStatus (a custom resource).
+ADDON_RESOURCES = [
+    Resource("secrets", "Secret"),
+    Resource("leases", "Lease", "coordination.k8s.io"),
+    Resource("tigerastatuses", "TigeraStatus", "operator.tigera.io", namespaced=False, builtin=False),
+]
 
 
 @dataclass
