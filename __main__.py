@@ -21,7 +21,7 @@ from components.preflight import Preflight, PreflightArgs
 from components.steps import SshTarget
 from components.verification import Verification, VerificationArgs
 from components.workers import Workers, WorkersArgs
-from kubehop import config, hops, interlocks
+from kubehop import config, cutover_record, hops, interlocks
 from kubehop.addons import moves
 
 
@@ -30,6 +30,7 @@ async def main() -> dict:
     try:
         cfg = config.load(raw, secret_keys)
         current, adopting, previous = await state.deployed(cfg)
+        cutover = await state.cutover(cfg)
         hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
         downgrades = moves.downgrades(cfg, current)
         if downgrades:
@@ -38,7 +39,9 @@ async def main() -> dict:
         raise pulumi.RunError(f"invalid kubehop config:\n{exc}") from None
     except hops.HopError as exc:
         raise pulumi.RunError(f"impossible hop:\n{exc}") from None
-    blocked = interlocks.problems(cfg, hop, await state.sibling_traffic(cfg))
+    except cutover_record.RecordError as exc:
+        raise pulumi.RunError(f"unreadable cutover record:\n{exc}") from None
+    blocked = interlocks.problems(cfg, hop, await state.sibling_traffic(cfg), cutover)
     if blocked:
         raise pulumi.RunError("refused by a production interlock:\n" + "\n".join(map(str, blocked)))
 
@@ -76,10 +79,12 @@ async def main() -> dict:
     records["nodes"] = verification.nodes
     records.update({f"verify:{step._name}": step for step in verification.steps})
 
-    if cfg.traffic and traffic_state == "serving" and current.traffic == "maintaining":
+    # back to serving after a completed maintaining run, or after one that failed part way
+    # (the stack still says serving, the cutover record names what was changed)
+    if cfg.traffic and traffic_state == "serving" and (current.traffic == "maintaining" or cutover.open):
         serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
                                                  secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
-                                                 after=verification.done))
+                                                 after=verification.done, record=cutover))
         records.update(serving.records)
 
     # What is deployed now, for the next run's hop rules: moved only by the

@@ -1,5 +1,10 @@
 """Production choreography around the hops (runbook 6.1, 6.2, 6.5).
 
+Each action that takes the cluster out of service writes the cutover record
+(kubehop/cutover_record.py) before it acts; the serving phase is registered
+while that record is open and undoes exactly what it names, so a maintaining
+run that failed part way is undone by setting traffic.state back to serving.
+
 `maintaining` (registered while traffic.state is maintaining): check MySQL
 replication, check live that the sibling is serving (its recorded state can be
 stale while its own run is under way), move users to the sibling, switch MySQL to the standby through
@@ -12,11 +17,12 @@ cluster available, then a canary share watched against the SLO queries.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
 from components.steps import gate_step
+from kubehop import cutover_record
 from kubehop.gates.traffic import CONTROL_STATE
 from kubehop.config import StackConfig
 
@@ -31,6 +37,8 @@ class CutoverArgs:
     traffic_token: pulumi.Input[str] | None
     mysql_password: pulumi.Input[str] | None
     after: list[pulumi.Resource]
+    record: cutover_record.Record = field(default_factory=cutover_record.Record)
+    """The cutover record read at the start of the run: which effects the serving phase undoes."""
 
 
 class Cutover(pulumi.ComponentResource):
@@ -58,20 +66,21 @@ class Cutover(pulumi.ComponentResource):
         self.last = step
         return step
 
+    def _log(self, effect: str, target: str | None = None) -> list[str]:
+        """Arguments that make a cutover action write its effect to the cutover record."""
+        return ["--record", cutover_record.parameter(self.cfg.cluster.name, effect, target),
+                "--record-region", self.cfg.cluster.region]
+
     def _record(self, key: str, step: pulumi.Resource) -> pulumi.Resource:
         self.records[key] = step
         return step
 
-    def _traffic(self, name: str, state: str, share: int):
-        argv = ["--cluster", self.cfg.cluster.name, "--state", state, "--share", str(share), *self._control_args()]
+    def _traffic(self, name: str, state: str, share: int, log: list[str] = ()):
+        argv = ["--cluster", self.cfg.cluster.name, "--state", state, "--share", str(share), *self._control_args(), *log]
         return self._step(name, "traffic-set", argv, secret_env=self._token_env())
 
     def _control_args(self) -> list[str]:
-        control = self.cfg.traffic.control
-        argv = ["--traffic-kind", control.kind]
-        if control.kind == "http":
-            return argv + ["--traffic-url", control.url]
-        return argv + ["--traffic-command", control.command, "--traffic-status-command", control.status_command]
+        return self.cfg.traffic.control.argv()
 
     def _token_env(self):
         return {"KUBEHOP_TRAFFIC_TOKEN": self.args.traffic_token} if self.args.traffic_token is not None else None
@@ -85,18 +94,21 @@ class Cutover(pulumi.ComponentResource):
             done.append(build())
         self._previous = done
 
-    def _mirrormaker(self, action: str):
-        """MirrorMaker of each cluster on its own: the two clusters' workloads are independent."""
+    def _mirrormaker(self, action: str, targets: list[str] | None = None):
+        """MirrorMaker of each cluster on its own: the two clusters' workloads are independent.
+        `targets`: only these clusters (the ones the record says were stopped)."""
         kafka, cluster = self.cfg.kafka, self.cfg.cluster.name
         self._side_by_side(*(
             (lambda target=target, workload=workload, kubeconfig=kubeconfig: self._record(
                 f"mirrormaker:{target}", self._step(
                     f"{target}-mirrormaker-{action}", "mirrormaker",
-                    ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload],
+                    ["--action", action, "--namespace", workload.namespace, "--workload", workload.workload,
+                     *self._log(cutover_record.MIRRORMAKER, target)],
                     kubeconfig=kubeconfig)))
             for target, workload, kubeconfig in (
                 (cluster, kafka.mirror_maker, self.args.kubeconfig),
-                (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig))))
+                (self.cfg.sibling.name, kafka.sibling_mirror_maker, self.args.sibling_kubeconfig))
+            if targets is None or target in targets))
 
     def _lag(self, name: str, gate: str, query: str):
         kafka = self.cfg.kafka
@@ -121,28 +133,42 @@ class Cutover(pulumi.ComponentResource):
             # the sibling must be back at least as far as kubehop brings a cluster back (the canary's final share)
             self._step(f"{cfg.sibling.name}-sibling-state", "sibling-state",
                        ["--cluster", cfg.sibling.name, "--min-share", str(max(1, cfg.traffic.canary.final_share)),
-                        *self._control_args(), "--timeout", "300", "--interval", "15"],
+                        *self._control_args(), "--timeout", "300", "--interval", "15",
+                        "--sibling-record-path", cutover_record.path(cfg.sibling.name),
+                        "--record-region", cfg.sibling.region or cfg.cluster.region],
                        secret_env=self._token_env())
         self._record("traffic:maintaining",
-                     self._traffic(f"{cluster}-traffic-maintain", CONTROL_STATE["maintaining"], 0))
+                     self._traffic(f"{cluster}-traffic-maintain", CONTROL_STATE["maintaining"], 0,
+                                   self._log(cutover_record.TRAFFIC)))
         if cfg.mysql:
             switch = cfg.mysql.service_switch
             self._step(f"{switch.name}-mysql-switch", "serviceswitch",
-                       ["--namespace", switch.namespace, "--name", switch.name, "--resource", switch.resource,
-                        "--spec-json", json.dumps(switch.standby_spec, sort_keys=True)],
+                       [*self._switch_args(), "--spec-json", json.dumps(switch.standby_spec, sort_keys=True)],
                        kubeconfig=self.args.kubeconfig)
         if cfg.kafka:
             self._mirrormaker("stop")
             self._lag(f"{cluster}-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query)
 
+    def _switch_args(self) -> list[str]:
+        switch = self.cfg.mysql.service_switch
+        return ["--namespace", switch.namespace, "--name", switch.name, "--resource", switch.resource,
+                *self._log(cutover_record.MYSQL)]
+
     def _serving(self) -> None:
-        cfg, cluster = self.cfg, self.cfg.cluster.name
-        if cfg.kafka:
-            self._mirrormaker("start")
+        """Undo what the record names, in the reverse of the maintaining order: MirrorMaker,
+        lag, MySQL, then users through the canary. Without a record (a transition begun
+        before kubehop kept one) the stack's own state stands for it: both MirrorMakers."""
+        cfg, cluster, log = self.cfg, self.cfg.cluster.name, self.args.record
+        targets = log.mirrormaker if log.open else None
+        if cfg.kafka and targets != []:
+            self._mirrormaker("start", targets)
             # mirror lag and consumer lag are separate Prometheus signals: waited for side by side
             self._side_by_side(
                 lambda: self._lag(f"{cluster}-mirror-lag-gate", "mirror-lag", cfg.kafka.mirror_lag_query),
                 lambda: self._lag(f"{cluster}-consumer-kafka-lag-gate", "kafka-lag", cfg.kafka.consumer_lag_query))
+        if cfg.mysql and log.get(cutover_record.MYSQL):
+            self._step(f"{cfg.mysql.service_switch.name}-mysql-switch-back", "serviceswitch",
+                       [*self._switch_args(), "--undo-from-record"], kubeconfig=self.args.kubeconfig)
         self._traffic(f"{cluster}-traffic-serve", CONTROL_STATE["serving"], 0)
         canary = cfg.traffic.canary
         argv = ["--cluster", cluster, "--canary-share", str(canary.share), "--final-share", str(canary.final_share),
@@ -150,5 +176,6 @@ class Cutover(pulumi.ComponentResource):
                 "--prometheus-url", canary.prometheus_url or cfg.kafka.prometheus_url]
         for slo in cfg.verify.slo:
             argv += ["--query", slo.objective]
+        argv += ["--clear-records", cutover_record.path(cluster), "--record-region", cfg.cluster.region]
         # users are back only once the canary has passed: that step records "serving"
         self._record("traffic:serving", self._step(f"{cluster}-canary", "canary", argv, secret_env=self._token_env()))

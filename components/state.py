@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import pulumi
+import pulumi_aws as aws
 from pulumi.runtime import config as runtime_config
 
-from kubehop import record
+from kubehop import cutover_record, record
 from kubehop.config import StackConfig
 from kubehop.hops import Deployed
 
@@ -52,6 +53,18 @@ async def deployed(cfg: StackConfig) -> tuple[Deployed, bool, dict[str, Any]]:
         return Deployed.from_output(previous), False, previous
     state = record.adopted_state(cfg)
     return Deployed.from_output(state), True, state
+
+
+async def cutover(cfg: StackConfig) -> cutover_record.Record:
+    """The cluster's cutover record (kubehop/cutover_record.py), read live at
+    preview and at `pulumi up`: what a maintenance transition changed that the
+    stack outputs may not show (a failed run keeps the old outputs)."""
+    if cfg.traffic is None:
+        return cutover_record.Record()
+    result = aws.ssm.get_parameters_by_path_output(path=cutover_record.path(cfg.cluster.name), recursive=True,
+                                                   region=cfg.cluster.region, with_decryption=False)
+    values = await result.apply(lambda r: {"names": list(r.names or []), "values": list(r.values or [])}).future()
+    return cutover_record.from_invoke(cfg.cluster.name, values)
 
 
 async def sibling_traffic(cfg: StackConfig) -> str | None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kubehop import catalog, impact, node_labels
+from kubehop.gates import traffic as traffic_control
 from kubehop.catalog import Version
 from kubehop.problems import Problem, Problems
 
@@ -133,6 +134,8 @@ DnsName = Annotated[str, AfterValidator(_dns_name)]
 ConfigProblem = Problem  # one shape for config, hop and plan problems (kubehop.problems)
 
 
+AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+
 class ConfigErrors(Problems):
     """Every problem found in a stack's config; nothing may be registered."""
 
@@ -205,7 +208,7 @@ class Cluster(Model):
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
-        if not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", v):
+        if not re.match(AWS_REGION, v):
             raise ValueError("is not an AWS region|use a region such as us-west-2")
         return v
 
@@ -518,7 +521,10 @@ TrafficTemplate = Annotated[str, AfterValidator(_gate_parser(
 
 
 class TrafficControl(Model):
-    kind: Literal["http", "command"]
+    """The stack's traffic control; the gates run the one it builds (`runtime`), so a
+    control the config accepts is one the gates accept."""
+
+    kind: Literal[traffic_control.KINDS]
     url: Url | None = None
     command: TrafficTemplate | None = None
     status_command: TrafficTemplate | None = Field(None, alias="statusCommand")
@@ -531,7 +537,23 @@ class TrafficControl(Model):
         if self.kind == "command" and not (self.command and self.status_command):
             raise ValueError("kind command needs command and statusCommand|set traffic.control.command (with {cluster} "
                              "{state} {share}) and statusCommand (prints the state), so each change is verified")
+        try:
+            self.runtime()
+        except traffic_control.TrafficError as exc:
+            raise ValueError(f"{exc}|correct traffic.control as the message says") from None
         return self
+
+    def runtime(self) -> traffic_control.TrafficConfig:
+        """The gates' model of this control (kubehop/gates/traffic.py)."""
+        return traffic_control.TrafficConfig(kind=self.kind, url=self.url, command=self.command, status_command=self.status_command)
+
+    def argv(self) -> list[str]:
+        """The gate flags that rebuild `runtime()` in the gate's process (traffic_control.add_traffic_arguments)."""
+        control = self.runtime()
+        if control.kind == "http":
+            return ["--traffic-kind", "http", "--traffic-url", control.url]
+        return ["--traffic-kind", "command", "--traffic-command", control.command,
+                "--traffic-status-command", control.status_command]
 
 
 class Canary(Model):
@@ -542,7 +564,8 @@ class Canary(Model):
 
 
 class Traffic(Model):
-    state: Literal["serving", "maintaining"] = "serving"
+    state: Literal[tuple(traffic_control.CONTROL_STATE)] = "serving"
+    """kubehop's spelling; traffic_control.CONTROL_STATE translates it for the traffic control."""
     control: TrafficControl
     canary: Canary = Field(default_factory=Canary)
 
@@ -550,6 +573,15 @@ class Traffic(Model):
 class Sibling(Model):
     name: str
     stack: str
+    region: str | None = None
+    """Where the sibling's cutover record is (default: this cluster's region)."""
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(AWS_REGION, v):
+            raise ValueError("is not an AWS region|use the sibling's region, such as us-west-2")
+        return v
 
     @field_validator("name")
     @classmethod

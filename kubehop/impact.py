@@ -36,13 +36,14 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "launch-hook": ("Launch lifecycle hook: a new instance counts only once its node is Ready at the new kubelet; one that never joins is abandoned.", "low"),
     "traffic-maintain": ("Marks the cluster maintaining: user traffic moves to the sibling cluster.", "high"),
     "mysql-replication-check": ("Checks MySQL replication (IO and SQL threads running, lag under the limit) before the switch.", "low"),
-    "mysql-switch": ("Patches the ServiceSwitch so MySQL endpoints point at the standby in the sibling cluster.", "high"),
+    "mysql-switch": ("Records the patch that undoes it, then patches the ServiceSwitch so MySQL endpoints point at the standby in the sibling cluster.", "high"),
+    "mysql-switch-back": ("Applies the patch recorded before the switch: MySQL endpoints point where they did before the maintenance.", "high"),
     "mirrormaker-stop": ("Stops Kafka MirrorMaker (scaled to 0, replica count recorded): cross-cluster mirroring pauses.", "medium"),
     "mirrormaker-start": ("Starts Kafka MirrorMaker again with the recorded replica count.", "medium"),
     "kafka-lag-gate": ("Waits until the key consumer groups' lag is under the threshold (1000).", "low"),
     "mirror-lag-gate": ("Waits until MirrorMaker lag is under the threshold (1000).", "low"),
     "traffic-serve": ("Marks the cluster available again (no user share yet).", "medium"),
-    "canary": ("Sends the canary share of users to the cluster for the window while watching the SLO queries; on a breach routes them back to the sibling and fails.", "high"),
+    "canary": ("Sends the canary share of users to the cluster for the window while watching the SLO queries; on a breach routes them back to the sibling and fails. Once passed, deletes the cutover record: the maintenance is over.", "high"),
     "verify": ("Post-hop check; fails the stage when the cluster is not healthy.", "low"),
 }
 

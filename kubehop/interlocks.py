@@ -5,14 +5,21 @@ traffic state, so they run after config validation, in the program.
 """
 from __future__ import annotations
 
+from kubehop import cutover_record
 from kubehop.config import ConfigProblem, StackConfig
 from kubehop.hops import Hop
 
 
-def problems(cfg: StackConfig, hop: Hop, sibling_traffic: str | None) -> list[ConfigProblem]:
-    """Every interlock the requested run would break."""
+def problems(cfg: StackConfig, hop: Hop, sibling_traffic: str | None,
+             log: cutover_record.Record | None = None) -> list[ConfigProblem]:
+    """Every interlock the requested run would break. `log` is the cluster's cutover record."""
     out: list[ConfigProblem] = []
+    log = log or cutover_record.Record()
     if cfg.traffic is None:
+        if log.open:
+            out.append(ConfigProblem(
+                key="kubehop:traffic", message=f"was removed while the cutover record is open ({', '.join(log.summary())})",
+                fix="put kubehop:traffic back with state serving so the serving run undoes what the maintenance changed"))
         return out
     wanted = cfg.traffic.state
     deployed = hop.deployed.traffic
@@ -35,6 +42,14 @@ def problems(cfg: StackConfig, hop: Hop, sibling_traffic: str | None) -> list[Co
         out.append(ConfigProblem(
             key="kubehop:kafka", message="was removed while MirrorMaker is stopped: serving would leave it stopped",
             fix="put kubehop:kafka back so the serving run starts MirrorMaker on both clusters"))
+    if wanted == "serving" and log.mirrormaker and cfg.kafka is None:
+        out.append(ConfigProblem(
+            key="kubehop:kafka", message=f"was removed while the cutover record says MirrorMaker was stopped on {', '.join(log.mirrormaker)}",
+            fix="put kubehop:kafka back so the serving run starts it again"))
+    if wanted == "serving" and log.get(cutover_record.MYSQL) and cfg.mysql is None:
+        out.append(ConfigProblem(
+            key="kubehop:mysql", message="was removed while the cutover record says the ServiceSwitch was switched",
+            fix="put kubehop:mysql back so the serving run switches MySQL back"))
     if wanted == "serving" and cfg.kafka is not None and cfg.sibling is None:
         out.append(ConfigProblem(
             key="kubehop:sibling", message="is required to restart MirrorMaker on both clusters before serving",

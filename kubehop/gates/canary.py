@@ -22,6 +22,7 @@ import argparse
 import sys
 from typing import TextIO
 
+from kubehop.gates import cutover_log
 from kubehop.gates.common import GateError
 from kubehop.gates.prometheus import SloBreach, add_prometheus_arguments, add_slo_arguments, watch_slo
 from kubehop.gates.traffic import CONTROL_STATE, TrafficConfig, add_traffic_arguments, config_from_args, parse_share, set_traffic
@@ -95,7 +96,9 @@ def run_canary(
 
 
 def run(args) -> str:
-    return run_canary(
+    """Users are back once the canary has passed: only then is the cutover record
+    (what the maintenance changed) deleted, which ends the transition."""
+    result = run_canary(
         config_from_args(args),
         args.cluster,
         canary_share=args.canary_share,
@@ -108,6 +111,8 @@ def run(args) -> str:
         request_timeout=args.request_timeout,
         verify=not args.insecure,
     )
+    cleared = cutover_log.clear(args)
+    return result + (f"; cutover record cleared ({cleared} entries)" if args.clear_records else "")
 
 
 def _canary_share(text: str) -> int:
@@ -137,4 +142,5 @@ def register(subparsers) -> None:
     p.add_argument("--interval", type=float, default=15, help="seconds between SLO looks (default 15)")
     p.add_argument("--timeout", type=float, default=None, help="cap on the watch's wall time (default: window + 120 s)")
     add_traffic_arguments(p)
+    cutover_log.add_record_arguments(p, clear=True)
     p.set_defaults(func=run)

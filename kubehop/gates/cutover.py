@@ -7,9 +7,13 @@ again to verify, so re-running after success (or after a partial failure) is
 safe:
 
 * `serviceswitch` merge-patches the MySQL ServiceSwitch object so the
-  application is served by the standby side.
+  application is served by the standby side; `--undo-from-record` switches it
+  back with the patch recorded before the switch.
 * `mirrormaker --action stop|start` scales the Kafka MirrorMaker workload to 0
   (remembering the replica count in an annotation) and back.
+
+With `--record`, each writes its effect to the cutover record before acting and
+again once verified (kubehop/cutover_record.py), so a later run knows what to undo.
 
 kubectl talks to the cluster of --kubeconfig/--context, or of $KUBECONFIG.
 """
@@ -21,6 +25,8 @@ import subprocess
 import sys
 from typing import Any
 
+from kubehop import cutover_record
+from kubehop.gates import cutover_log
 from kubehop.gates.common import GateError, Verdict, add_poll_arguments, poll
 
 # The same kubectl flags as every kube gate: --kubectl --kubeconfig --context --request-timeout.
@@ -158,13 +164,34 @@ def _ready_addresses(endpoints: dict) -> list[str]:
     return addresses
 
 
+def _switch_patch(args, current: dict) -> tuple[dict, str, dict | None]:
+    """The merge patch to apply, the MySQL state it brings, and the patch that undoes it.
+
+    Switching to the standby records, before patching, the patch that puts back what the
+    object says now; a re-run after a partial switch keeps the first one recorded (the
+    object may already be switched by then). `--undo-from-record` applies that patch."""
+    recorded = cutover_log.read(args) if args.record else None
+    if args.undo_from_record:
+        undo = (recorded or {}).get("undo")
+        if not isinstance(undo, dict) or not undo:
+            raise GateError(f"--undo-from-record: {args.record} holds no undo patch: the switch was never "
+                            "recorded. Fix: set the ServiceSwitch back by hand (runbook 6.1.2), then delete the record")
+        return undo, cutover_record.REST[cutover_record.MYSQL], undo
+    patch = args.patch_json if args.patch_json is not None else {"spec": args.spec_json}
+    undo = (recorded or {}).get("undo") or cutover_record.reverse_merge_patch(current, patch)
+    return patch, cutover_record.AWAY[cutover_record.MYSQL], undo
+
+
 def run_serviceswitch(args) -> str:
     name = "serviceswitch"
-    patch = args.patch_json if args.patch_json is not None else {"spec": args.spec_json}
+    if args.undo_from_record and not args.record:
+        raise GateError("--undo-from-record needs --record")
     kubectl = Kubectl.from_args(args)
     what = f"{args.resource}/{args.name} in {args.namespace} ({kubectl.cluster})"
 
     current = kubectl.get_json(args.resource, args.name, namespace=args.namespace)
+    patch, state, undo = _switch_patch(args, current)
+    cutover_log.write(args, cutover_record.MYSQL, state, done=False, undo=undo)
     diffs = merge_patch_differences(current, patch)
     if not diffs:
         _say(name, f"{what}: already matches {json.dumps(patch, sort_keys=True)}")
@@ -192,7 +219,8 @@ def run_serviceswitch(args) -> str:
                                  + (" ..." if len(addresses) > 5 else ""))
 
         verdict = poll(name, check, timeout=args.timeout, interval=args.interval, out=sys.stderr)
-        return f"{what}: {outcome}; {verdict.detail}"
+        outcome = f"{outcome}; {verdict.detail}"
+    cutover_log.write(args, cutover_record.MYSQL, state, done=True, undo=undo)
     return f"{what}: {outcome}"
 
 
@@ -248,6 +276,8 @@ def run_mirrormaker(args) -> str:
     current = _replicas(obj)
     recorded = _recorded(obj)
 
+    effect_state = {"stop": "stopped", "start": "running"}[args.action]
+    cutover_log.write(args, cutover_record.MIRRORMAKER, effect_state, done=False)
     if args.action == "stop":
         if args.replicas is not None:
             raise GateError("--replicas applies to --action start only")
@@ -281,6 +311,7 @@ def run_mirrormaker(args) -> str:
             return Verdict(_observed(live) and status == 0 and not pods, detail)
 
         poll(name, stopped, timeout=args.timeout, interval=args.interval, out=sys.stderr)
+        cutover_log.write(args, cutover_record.MIRRORMAKER, effect_state, done=True)
         return f"{what}: {outcome}; no pods left"
 
     # start
@@ -320,6 +351,7 @@ def run_mirrormaker(args) -> str:
         return Verdict(_observed(live) and ready == target and total == target, detail)
 
     poll(name, started, timeout=args.timeout, interval=args.interval, out=sys.stderr)
+    cutover_log.write(args, cutover_record.MIRRORMAKER, effect_state, done=True)
     return f"{what}: {outcome}; {target} ready"
 
 
@@ -339,6 +371,9 @@ def register(subparsers) -> None:
     spec = sw.add_mutually_exclusive_group(required=True)
     spec.add_argument("--patch-json", type=_json_object, help='JSON merge patch, e.g. \'{"spec":{"active":"prod-a"}}\'')
     spec.add_argument("--spec-json", type=_json_object, help='shorthand for --patch-json \'{"spec": SPEC}\'')
+    spec.add_argument("--undo-from-record", action="store_true",
+                      help="switch back: apply the patch --record kept from before the switch")
+    cutover_log.add_record_arguments(sw)
     sw.add_argument("--verify-endpoints", type=_ns_name, metavar="NAMESPACE/SERVICE",
                     help="after switching, wait until this Service's endpoints have a ready address")
     add_kubectl_arguments(sw)
@@ -359,5 +394,6 @@ def register(subparsers) -> None:
     mm.add_argument("--replicas", type=int, default=None,
                     help="start only: replica count to start (default: the recorded count)")
     add_kubectl_arguments(mm)
+    cutover_log.add_record_arguments(mm)
     add_poll_arguments(mm, timeout=600, interval=5)
     mm.set_defaults(func=run_mirrormaker)

@@ -6,7 +6,9 @@ under way or failed half-way).
     python -m kubehop gate sibling-state --cluster aws-uswest2-prod-a --min-share 50 \\
         --traffic-kind http --traffic-url https://dapp.example/api/traffic
 
-Serving: state `available` with at least --min-share percent of user traffic.
+Serving: state `available` with at least --min-share percent of user traffic,
+and (with --sibling-record-path) an empty cutover record: kubehop on the sibling
+has no maintenance under way or left part done (kubehop/cutover_record.py).
 Refused: `maintaining`; `available` below --min-share (switching: a canary or
 a ramp is under way, or it takes no traffic yet); any other state; and unknown
 (unreachable, an error answer, no entry for the cluster): fail closed.
@@ -16,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubehop.gates.common import Verdict, add_poll_arguments, poll
+from kubehop.gates import cutover_log
+from kubehop.gates.common import GateError, Verdict, add_poll_arguments, poll
 from kubehop.gates.traffic import CONTROL_STATE, add_traffic_arguments, config_from_args, parse_share, read_traffic
 
 
@@ -37,11 +40,27 @@ def judge(entry: dict, cluster: str, min_share: int) -> Verdict:
     return Verdict(True, f"{cluster} is serving ({percent:g}% of users)")
 
 
+def judge_record(entries: dict[str, str], cluster: str) -> Verdict:
+    """The sibling's own cutover record must be empty: an open one means its maintenance is
+    under way or was left part done, whatever its traffic control says this second."""
+    if entries:
+        names = ", ".join(sorted(n.rsplit("/cutover/", 1)[-1] for n in entries))
+        return Verdict(False, f"{cluster}'s cutover record is open ({names}): its own maintenance is under way "
+                              "or was left part done; finish or undo it there first")
+    return Verdict(True, f"{cluster} has no open cutover record")
+
+
 def run(args) -> str:
     cfg = config_from_args(args)
+    if args.sibling_record_path and not args.record_region:
+        raise GateError("--sibling-record-path needs --record-region")
 
     def look() -> Verdict:
-        return judge(read_traffic(cfg, args.cluster), args.cluster, args.min_share)
+        verdict = judge(read_traffic(cfg, args.cluster), args.cluster, args.min_share)
+        if verdict.ok and args.sibling_record_path:
+            recorded = judge_record(cutover_log.listing(args.record_region, args.sibling_record_path), args.cluster)
+            return Verdict(recorded.ok, f"{verdict.detail}; {recorded.detail}")
+        return verdict
 
     verdict = poll("sibling-state", look, timeout=args.timeout, interval=args.interval, out=sys.stderr)
     return verdict.detail
@@ -53,6 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--cluster", required=True, help="the sibling's name as the traffic control knows it")
     p.add_argument("--min-share", type=parse_share, default=1,
                    help="least percent of users the sibling must serve (default 1)")
+    p.add_argument("--sibling-record-path", metavar="PATH",
+                   help="the sibling's cutover record (/kubehop/<sibling>/cutover): refused while it holds anything")
+    p.add_argument("--record-region", metavar="REGION", help="the region of the sibling's record")
     add_traffic_arguments(p)
     add_poll_arguments(p, timeout=300, interval=15)
     p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""`python -m kubehop plan --stack prod-b [--to 1.29] [--config FILE] [--outputs FILE] [--format text|json|mermaid|html] [--strict]`
+"""`python -m kubehop plan --stack prod-b [--to 1.29] [--config FILE] [--outputs FILE] [--record FILE] [--format text|json|mermaid|html] [--strict]`
 
 Prints every stage (one `pulumi up` each) of bringing the stack's cluster to
 the target version, with the steps each stage changes. Runs offline: no
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from kubehop import config_file
+from kubehop import config_file, cutover_record
 from kubehop.plan import engine, html, mermaid, render
 from kubehop.plan.stages import PlanError, build, read_outputs, read_stack_file
 from kubehop.problems import Problem, Problems
@@ -54,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", type=lambda t: Path(_non_empty(t)), metavar="FILE",
                    help="plan from the stack's recorded state: the JSON of `pulumi stack output --json --show-secrets` "
                         "(also after a failed run; default: the stack has no state yet and the plan starts with the adopt stage)")
+    p.add_argument("--record", type=lambda t: Path(_non_empty(t)), metavar="FILE",
+                   help="plan from the cluster's cutover record: the JSON of `aws ssm get-parameters-by-path "
+                        "--path /kubehop/<cluster>/cutover --recursive` (after a maintaining run that failed part way, "
+                        "with traffic.state serving the first stage undoes it)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (same as --format json)")
     p.add_argument("--format", choices=sorted(FORMATS), default=None,
                    help="text (default), json, mermaid (each stage's DAG as Markdown with Mermaid flowcharts) "
@@ -76,6 +80,19 @@ def _outputs(path: Path | None) -> dict | None:
     return value
 
 
+def _record(path: Path | None) -> dict[str, str] | None:
+    """The cutover record file as parameter name -> value (checked by the plan against the cluster's path)."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlanError([Problem(key=f"--record {path}", secret=True, message=f"cannot be read as JSON ({type(exc).__name__})",
+                                 fix="pass the file `aws ssm get-parameters-by-path --path /kubehop/<cluster>/cutover "
+                                     "--recursive > FILE` wrote")]) from None
+    return cutover_record.from_cli_json(data)
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     path = args.config or engine.PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
@@ -83,10 +100,11 @@ def main(argv: list[str]) -> int:
     try:
         stack_file = read_stack_file(config_file.read(path))
         recorded = read_outputs(_outputs(args.outputs)) if args.outputs else None
+        cutover = _record(args.record)
         # the Pulumi runtime may log; keep stdout for the plan alone
         with contextlib.redirect_stdout(captured):
             plan = build(stack_file, stack=args.stack, to=args.to, policy=args.worker_policy,
-                         sibling_state=args.sibling_state, recorded=recorded)
+                         sibling_state=args.sibling_state, recorded=recorded, cutover=cutover)
     except Problems as exc:
         print("kubehop plan: cannot plan:", file=sys.stderr)
         for problem in exc.problems:

@@ -12,7 +12,7 @@ DEFAULTS: dict[str, float] = {
     "node-preflight": 1, "etcd-snapshot": 2, "package-repo": 1, "kubeadm-install": 1, "kubeadm-plan": 1, "kubeadm-apply": 8,
     "kubeadm-node": 4, "drain": 5, "kubelet-upgrade": 2, "uncordon": 1, "addon": 3, "addon-check": 2,
     "image-build": 25, "launch-template": 0.5, "node-pool": 0.5, "rollout-wait": 45,
-    "traffic-maintain": 1, "mysql-replication-check": 1, "mysql-switch": 2, "mirrormaker-stop": 1,
+    "traffic-maintain": 1, "mysql-replication-check": 1, "mysql-switch": 2, "mysql-switch-back": 2, "mirrormaker-stop": 1,
     "kafka-lag-gate": 15, "verify": 3, "mirrormaker-start": 1, "mirror-lag-gate": 15, "traffic-serve": 1,
     "canary": 10,
 }

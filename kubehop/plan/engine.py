@@ -71,6 +71,8 @@ class Registered:
     ignore_changes: list[str]
     aliases: list[dict] = field(default_factory=list)
     """The aliases as sent (alias specs: the SDK sends specs when the monitor supports them)."""
+    revealed: dict[str, Any] | None = None
+    """The inputs with secrets in the clear: only when a test asks (run_program(reveal=True)), to run the steps."""
 
 
 @dataclass
@@ -96,12 +98,24 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
+def reveal_secrets(value: Any) -> Any:
+    """A serialized struct with every secret wrapper replaced by the value it wraps."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return reveal_secrets(value.get("value"))
+        return {k: reveal_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal_secrets(v) for v in value]
+    return value
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """MockMonitor that keeps each request's type, parent, deps and options."""
 
-    def __init__(self, mocks: pulumi_mocks.Mocks):
+    def __init__(self, mocks: pulumi_mocks.Mocks, reveal: bool = False):
         super().__init__(mocks)
         self.run = Run()
+        self.reveal = reveal
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -113,7 +127,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             custom=request.custom, dependencies=sorted(set(request.dependencies)),
             inputs=inputs, import_id=request.importId, retain_on_delete=request.retainOnDelete,
             ignore_changes=list(request.ignoreChanges),
-            aliases=[json_format.MessageToDict(alias) for alias in request.aliases])
+            aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+            revealed=reveal_secrets(json_format.MessageToDict(request.object)) if self.reveal else None)
         return response
 
 
@@ -126,11 +141,13 @@ class PlanMocks(pulumi_mocks.Mocks):
     """
 
     def __init__(self, stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]],
-                 untargeted: dict[str, tuple[str, dict]] | None = None):
+                 untargeted: dict[str, tuple[str, dict]] | None = None, parameters: dict[str, str] | None = None):
         self.stack_outputs = stack_outputs
         self.template_versions = template_versions
         self.untargeted = untargeted or {}
         """name -> (id, outputs) of resources outside `--target`: the engine keeps their old state."""
+        self.parameters = parameters or {}
+        """SSM parameter name -> value: what `aws:ssm/getParametersByPath` finds (the cutover record)."""
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         if args.name in self.untargeted:
@@ -156,7 +173,25 @@ class PlanMocks(pulumi_mocks.Mocks):
         return f"{args.name}-id", {**inputs, "arn": f"arn:aws:mock:::{args.name}", "name": inputs.get("name", args.name)}
 
     def call(self, args: pulumi_mocks.MockCallArgs):
+        if args.token == PARAMETERS_BY_PATH:
+            # the data source's result: parallel names/values lists, empty when the path holds nothing
+            prefix = str(args.args.get("path", "")).rstrip("/") + "/"
+            names = sorted(n for n in self.parameters if n.startswith(prefix))
+            return {"id": prefix.rstrip("/"), "path": args.args.get("path"), "recursive": bool(args.args.get("recursive")),
+                    "names": names, "values": [self.parameters[n] for n in names], "types": ["String"] * len(names),
+                    "arns": [f"arn:aws:ssm:::parameter{n}" for n in names], "withDecryption": False}
         return {}
+
+
+PARAMETERS_BY_PATH = "aws:ssm/getParametersByPath:getParametersByPath"
+
+
+def gate_argv(create: Any) -> tuple[str, list[str]] | None:
+    """(gate, arguments) of a gate step's command line (components/steps.py gate_step), else None."""
+    words = shlex.split(create) if isinstance(create, str) else []
+    if words[:2] == ["bash", "components/scripts/run_gate.sh"] and len(words) > 2:
+        return words[2], words[3:]
+    return None
 
 
 def gate_stdout(create: str) -> str:
@@ -164,20 +199,20 @@ def gate_stdout(create: str) -> str:
     (kubehop/gates/cli.py prints it through kubehop.record.line)."""
     from kubehop import record
 
-    words = shlex.split(create) if isinstance(create, str) else []
-    if words[:2] == ["bash", "components/scripts/run_gate.sh"] and len(words) > 2:
-        return record.line(words[2], words[3:]) + "\n"
-    return ""
+    parsed = gate_argv(create)
+    return record.line(*parsed) + "\n" if parsed else ""
 
 
 def run_program(config: dict[str, str], secret_keys: list[str], *, stack: str,
                 stack_outputs: dict[str, dict], template_versions: dict[str, tuple[str, int]],
-                organization: str = "organization", untargeted: dict[str, tuple[str, dict]] | None = None) -> Run:
+                organization: str = "organization", untargeted: dict[str, tuple[str, dict]] | None = None,
+                parameters: dict[str, str] | None = None, reveal: bool = False) -> Run:
     """Run `__main__.py` once with this config; raise what the program raised.
 
     `untargeted` (resource name -> (id, outputs) from an earlier run) models
-    `pulumi up --target`: those resources keep their old outputs."""
-    monitor = RecordingMonitor(PlanMocks(stack_outputs, template_versions, untargeted))
+    `pulumi up --target`: those resources keep their old outputs. `parameters`
+    is what SSM Parameter Store holds (the cutover record, kubehop/cutover_record.py)."""
+    monitor = RecordingMonitor(PlanMocks(stack_outputs, template_versions, untargeted, parameters), reveal)
     pulumi_mocks.set_mocks(monitor.mocks, project="kubehop", stack=stack, preview=True,
                            monitor=monitor, organization=organization)
     set_all_config(dict(config), list(secret_keys))

@@ -19,6 +19,9 @@ def render(plan: dict) -> str:
              f"{', '.join(plan['dedicatedNamespaces']) or '(none)'}"]
     for warning in plan.get("warnings", []):
         lines.append(f"  warning: {warning}")
+    if plan.get("cutoverRecord") is not None:
+        entries = ", ".join(f"{k}: {v}" for k, v in plan["cutoverRecord"].items()) or "empty (no transition under way)"
+        lines.append(f"  cutover record: {entries}")
     for number, stage in enumerate(plan["stages"], 1):
         settings = ", ".join(f"{k}={v}" for k, v in stage["config"].items())
         lines += ["", f"Stage {number}/{len(plan['stages'])}: {stage['name']}",

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubehop import catalog, config, hops, impact, interlocks, record
+from kubehop import catalog, config, cutover_record, hops, impact, interlocks, record
 from kubehop.addons import moves
 from kubehop.catalog import Version
 from kubehop.plan import durations, engine, imports, timing
@@ -243,6 +243,20 @@ def read_outputs(data: Any) -> dict:
     return state
 
 
+def record_after(cluster: str, parameters: dict[str, str], run: engine.Run) -> dict[str, str]:
+    """The cutover record once every step of a stage has run (each maintaining action writes
+    its effect, the canary deletes the record): what the next stage's program reads."""
+    out, cleared = dict(parameters), []
+    for res in run.resources.values():
+        parsed = engine.gate_argv(res.inputs.get("create")) if res.type == "command:local:Command" else None
+        written = cutover_record.written_by(cluster, *parsed) if parsed else None
+        if written and written[1] is None:
+            cleared.append(written[0].rstrip("/") + "/")
+        elif written:
+            out[written[0]] = written[1]
+    return {n: v for n, v in out.items() if not any(n.startswith(c) for c in cleared)}
+
+
 def _topological(steps: dict[str, dict], order: list[str]) -> list[dict]:
     """Registration order, moved only as far as dependencies require."""
     done: set[str] = set()
@@ -299,11 +313,15 @@ def _warnings(cfg: config.StackConfig, stages: list[hops.Stage], runs: list[engi
 
 
 def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | None,
-          sibling_state: str = "serving", recorded: dict | None = None) -> dict:
+          sibling_state: str = "serving", recorded: dict | None = None,
+          cutover: dict[str, str] | None = None) -> dict:
     """The whole plan as the JSON-ready dict `kubehop plan --json` prints.
 
     `recorded` is the stack's `kubehop` output (from `--outputs`); without it
-    the stack has no state and the plan starts with the adopt stage."""
+    the stack has no state and the plan starts with the adopt stage.
+    `cutover` is the cluster's cutover record (SSM parameter name -> value, from
+    `--record`): an open record with `traffic.state: serving` as written makes the
+    first stage `restore`, the run that undoes a maintaining run that failed part way."""
     raw = dict(stack_file.raw)
     if policy is not None:
         if policy not in hops.POLICIES:
@@ -318,7 +336,13 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         deployed = hops.Deployed.from_output(recorded)
     else:
         deployed = hops.Deployed.from_output(record.adopted_state(cfg))
-    _check_as_written(cfg, deployed, sibling_state)
+    parameters = dict(cutover or {})
+    try:
+        log = cutover_record.decode(cfg.cluster.name, parameters.items())
+    except cutover_record.RecordError as exc:
+        raise PlanError(exc.problems) from None
+    _check_as_written(cfg, deployed, sibling_state, log)
+    restore = log.open and cfg.traffic is not None and cfg.traffic.state == "serving"
     try:
         goal = catalog.resolve(to) if to else cfg.target
     except (ValueError, catalog.CatalogError) as exc:
@@ -334,13 +358,22 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
     baseline["kubehop:kubernetesVersion"] = str(deployed.control_plane)
     baseline.pop("kubehop:targetVersion", None)
     if cfg.traffic:
-        set_path(baseline, "kubehop:traffic.state", deployed.traffic)
+        # after a maintaining run that failed part way its steps are what the stack holds
+        set_path(baseline, "kubehop:traffic.state", "maintaining" if restore else deployed.traffic)
+    if log.open and not restore:
+        # resuming the maintaining run: every maintaining step shows (those that passed are
+        # unchanged in the real preview; the others run again, each idempotent)
+        parameters = {}
     self_name = f"organization/kubehop/{stack}"
     sibling = {cfg.sibling.stack: {"kubehop": {"traffic": sibling_state}}} if cfg.sibling else {}
     versions: dict[str, tuple[str, int]] = {}
     own = {self_name: {"kubehop": recorded}} if recorded is not None else {}
     prev = _run(baseline, stack_file.secret_keys, stack, {**sibling, **own}, versions,
-                "baseline" if recorded is not None else "adopt")
+                "baseline" if recorded is not None else "adopt", parameters)
+    if cutover is None:  # no record given: the one kubehop's own steps would have written
+        parameters = record_after(cfg.cluster.name, parameters, prev)
+    if restore:
+        stages = [hops.Stage("restore", {"kubehop:traffic.state": "serving"}), *stages]
     runs = [prev]
     databases = {p.name for p in cfg.node_pools if p.database}
     current = baseline
@@ -353,7 +386,8 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         for key, value in stage.config.items():
             set_path(current, key, value)
         outputs = {**sibling, self_name: prev.outputs}
-        run = _run(current, stack_file.secret_keys, stack, outputs, versions, stage.name)
+        run = _run(current, stack_file.secret_keys, stack, outputs, versions, stage.name, parameters)
+        parameters = record_after(cfg.cluster.name, parameters, run)
         state = run.outputs.get("kubehop", {})
         ops = stage_ops(prev, run)
         steps = diff_stage(prev, run, databases, changed_in, ops)
@@ -370,7 +404,8 @@ def build(stack_file: StackFile, *, stack: str, to: str | None, policy: str | No
         runs.append(run)
     plan = {"cluster": cfg.cluster.name, "stack": stack, "region": cfg.cluster.region,
             "environment": cfg.cluster.environment, "dedicatedNamespaces": list(cfg.cluster.dedicated_namespaces), "from": str(deployed.control_plane), "to": str(goal),
-            "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages, runs), "stages": out_stages}
+            "workerPolicy": cfg.worker_policy, "warnings": _warnings(cfg, stages, runs),
+            "cutoverRecord": log.summary() if cutover is not None else None, "stages": out_stages}
     return timing.annotate(plan, durations.from_config(cfg))
 
 
@@ -388,20 +423,23 @@ def adopt_stage(adoption: engine.Run, databases: set[str], changed_in: dict[str,
             "workers": state.get("workerVersion"), "images": state.get("imageVersion"), "steps": steps}
 
 
-def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_state: str) -> None:
+def _check_as_written(cfg: config.StackConfig, deployed: hops.Deployed, sibling_state: str,
+                      log: cutover_record.Record) -> None:
     """Refuse what `pulumi preview` would refuse for the config as it is now."""
     try:
         hop = hops.plan_hop(deployed, cfg.version, cfg.target, cfg.worker_policy)
     except hops.HopError as exc:
         raise PlanError(exc.problems) from None
-    blocked = moves.downgrades(cfg, deployed) + interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None)
+    blocked = moves.downgrades(cfg, deployed) + interlocks.problems(cfg, hop, sibling_state if cfg.sibling else None, log)
     if blocked:
         raise PlanError(blocked)
 
 
-def _run(raw: dict[str, str], secret_keys: list[str], stack: str, outputs: dict, versions: dict, label: str) -> engine.Run:
+def _run(raw: dict[str, str], secret_keys: list[str], stack: str, outputs: dict, versions: dict, label: str,
+         parameters: dict[str, str]) -> engine.Run:
     try:
-        return engine.run_program(raw, secret_keys, stack=stack, stack_outputs=outputs, template_versions=versions)
+        return engine.run_program(raw, secret_keys, stack=stack, stack_outputs=outputs, template_versions=versions,
+                                  parameters=parameters)
     except Exception as exc:  # the program refused (interlock, bad hop): report it
         message = str(exc).strip() or type(exc).__name__
         raise PlanError([Problem(key=f"stage {label}", value=None, secret=True, message=f"the program refused: {message}",

@@ -183,13 +183,6 @@ class Result:
     stderr: str
 
 
-@pytest.fixture
-def cluster(kube_api, tmp_path, capsys):
-    c = Cluster(kube_api, tmp_path)
-    c.capsys = capsys
-    return c
-
-
 # --- serviceswitch ------------------------------------------------------------------
 
 def put_switch(cluster: Cluster, ctx: str = "west-b", active: str = "prod-b") -> None:

@@ -9,35 +9,24 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import socket
-import urllib.request
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from kubehop.gates import cli
+from tests.helpers import moto_server as moto
 from tests.helpers.kube_api import KUBECTL_MINORS, ApiError, kubectl_binary
 
 pytestmark = pytest.mark.skipif(not KUBECTL_MINORS, reason="no kubectl.1.NN (scripts/install-test-deps.sh says how)")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
-REGION = "us-west-2"
+REGION = moto.REGION
 OLD_K8S, NEW_K8S = "v1.26.15", "v1.27.16"
 ONE_LOOK = ["--timeout", "0", "--interval", "0"]
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # the test registers its own AMIs; loading moto's takes seconds
-}
-NO_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
+AWS_ENV = moto.AWS_ENV  # the environment every AWS client of these tests runs with
 
 
 class Cloud:
@@ -96,20 +85,8 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def cloud():
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in AWS_ENV.items():
-            mp.setenv(key, value)
-        for var in NO_PROXY_VARS:
-            mp.delenv(var, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            # moto keeps its backends per process: start clean when another module reuses this fixture
-            urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10)
-            yield Cloud(f"http://{host}:{port}")
-        finally:
-            server.stop()
+    with moto.moto_server() as url:
+        yield Cloud(url)
 
 
 class Nodes:

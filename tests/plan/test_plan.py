@@ -200,6 +200,11 @@ def test_production_choreography(efficient):
     assert len(start) == 2 and all(x["id"] in ancestors(serving, mirror["id"]) for x in start)
     assert mirror["id"] in ancestors(serving, serve["id"])
     assert serve["id"] in ancestors(serving, canary["id"])
+    # the record the maintaining stage wrote brings MySQL back, after the lag gates and before users
+    back = step(serving, "mysql-switch-back", "dcluster-mysql")
+    assert mirror["id"] in ancestors(serving, back["id"]) and back["id"] in ancestors(serving, serve["id"])
+    assert "--undo-from-record" in back["inputs"]["create"]
+    assert "--clear-records /kubehop/aws-uswest2-prod-b/cutover" in canary["inputs"]["create"]
     # each lag gate is told what must be there (a missing group or topic fails it)
     assert "--groups events,transactions" in mirror["inputs"]["create"]
     consumer = step(serving, "kafka-lag-gate", "aws-uswest2-prod-b-consumer")
