@@ -1,7 +1,7 @@
 # kubehop: the README's commands.
 #   make plan   the offline plan of prod-b to 1.29 (no cloud, cluster or Pulumi CLI needed)
 #   make test   lint (ruff, shellcheck) and the whole test suite (installs what it needs first)
-#   make bench  plan CPU time, maintenance window and total for prod-b and a 7-master/40-pool cluster
+#   make bench  plan answer time, maintenance window and total for prod-b and a 7-master/40-pool cluster
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STACK  ?= prod-b

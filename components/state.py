@@ -18,6 +18,7 @@ from pulumi.runtime import config as runtime_config
 from kubehop import cutover_record, record
 from kubehop.config import StackConfig
 from kubehop.hops import Deployed
+from kubehop.problems import Problem
 
 OUTPUT = "kubehop"
 
@@ -64,6 +65,10 @@ async def cutover(cfg: StackConfig) -> cutover_record.Record:
     result = aws.ssm.get_parameters_by_path_output(path=cutover_record.path(cfg.cluster.name), recursive=True,
                                                    region=cfg.cluster.region, with_decryption=False)
     values = await result.apply(lambda r: {"names": list(r.names or []), "values": list(r.values or [])}).future()
+    if values is None:  # unknown (never for known arguments): refuse rather than read it as empty
+        raise cutover_record.RecordError([Problem(
+            key=cutover_record.path(cfg.cluster.name), secret=True, message="could not be read before registering anything",
+            fix="check the AWS credentials reach SSM in the cluster's region (ssm:GetParametersByPath), then re-run")])
     return cutover_record.from_invoke(cfg.cluster.name, values)
 
 
