@@ -32,6 +32,8 @@ async def main() -> dict:
         current, adopting, previous = await state.deployed(cfg)
         cutover = await state.cutover(cfg)
         hop = hops.plan_hop(current, cfg.version, cfg.target, cfg.worker_policy)
+        traffic_state = cfg.traffic.state if cfg.traffic else "serving"
+        hops.check_deferred(cfg, hop, traffic_state)
         downgrades = moves.downgrades(cfg, current)
         if downgrades:
             raise config.ConfigErrors(downgrades)
@@ -51,7 +53,6 @@ async def main() -> dict:
     provider = k8s.Provider("cluster", kubeconfig=kubeconfig)
     # every AWS resource is in the cluster's region, whatever the default provider's aws:region
     aws_provider = aws.Provider("cluster-region", region=cfg.cluster.region)
-    traffic_state = cfg.traffic.state if cfg.traffic else "serving"
     records: dict[str, pulumi.Resource] = {}  # what each recorded fact is proven by (kubehop/record.py)
 
     first: list[pulumi.Resource] = []
@@ -68,24 +69,33 @@ async def main() -> dict:
     control_plane = ControlPlane("control-plane", ControlPlaneArgs(cfg.control_plane, hop, masters, after=preflight.steps))
     addons = Addons("addons", AddonsArgs(cfg, hop, kubeconfig, provider, after=control_plane.last, adopting=adopting))
 
+    deferred = hops.deferred_pools(cfg, traffic_state)  # `rollout: after-serving` pools kept while maintaining
     workers = Workers("workers", WorkersArgs(cfg, hop, dict(current.amis), kubeconfig, provider, aws_provider, masters,
-                                             control_plane.last, list(addons.checks.values()), adopting))
-    records.update(workers.records)
+                                             control_plane.last, list(addons.checks.values()), adopting,
+                                             deployed=current, deferred=deferred))
 
+    # until they roll, the verification (which comes before them) holds those pools to what they run
+    kept = {p.name: str(current.pool_version(p.name)) for p in cfg.node_pools if p not in workers.in_window
+            and current.pool_version(p.name) != hop.workers}
     verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
                                                                  after=[control_plane.last, *addons.last, *workers.last],
                                                                  join=workers.join,
-                                                                 join_margin_minutes=cfg.control_plane.join_token_margin_minutes))
+                                                                 join_margin_minutes=cfg.control_plane.join_token_margin_minutes,
+                                                                 kept=kept))
     records["nodes"] = verification.nodes
     records.update({f"verify:{step._name}": step for step in verification.steps})
 
     # back to serving after a completed maintaining run, or after one that failed part way
     # (the stack still says serving, the cutover record names what was changed)
+    serving = None
     if cfg.traffic and traffic_state == "serving" and (current.traffic == "maintaining" or cutover.open):
         serving = Cutover("serving", CutoverArgs(cfg, "serving", kubeconfig, secrets.get_secret("siblingKubeconfig"),
                                                  secrets.get_secret("trafficToken"), secrets.get_secret("mysqlPassword"),
                                                  after=verification.done, record=cutover))
         records.update(serving.records)
+    # pools that roll after serving: once users are back (after the canary), outside the window
+    workers.after_serving([serving.last] if serving else verification.done)
+    records.update(workers.records)
 
     # What is deployed now, for the next run's hop rules: moved only by the
     # stdout of steps that ran in this `pulumi up` (kubehop/record.py), so a

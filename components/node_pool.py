@@ -19,6 +19,7 @@ from components.steps import gate_step, script
 from kubehop.catalog import Version
 from kubehop.config import AdoptedTemplate
 from kubehop.config import NodePool as NodePoolConfig
+from kubehop.node_labels import POOL_LABEL
 
 # Group fields kubehop does not manage: whatever the group has stays as it is, on
 # the adoption run and after. In the Terraform schema pulumi-aws bridges
@@ -56,7 +57,7 @@ def launch_hook_name(pool: NodePoolConfig) -> str:
 def user_data(cluster: str, pool: NodePoolConfig, kubelet_version: str = "", launch_hook: str = "") -> str:
     """The boot script with the pool's values, each base64-encoded so none can be
     shell code (the config already refused what kubelet would not accept)."""
-    labels = ",".join(f"{k}={v}" for k, v in sorted({**pool.labels, "kubehop.io/pool": pool.name}.items()))
+    labels = ",".join(f"{k}={v}" for k, v in sorted({**pool.labels, POOL_LABEL: pool.name}.items()))
     taints = ",".join(f"{t.key}={t.value}:{t.effect}" for t in pool.taints)
     values = {"CLUSTER": cluster, "LABELS": labels, "TAINTS": taints, "GROUP": pool.asg_name,
               "HOOK": launch_hook, "KUBELET": kubelet_version}

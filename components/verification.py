@@ -14,10 +14,12 @@ from kubehop.config import Verify
 from kubehop.hops import Hop
 
 
-def checks(cfg: Verify, hop: Hop) -> list[tuple[str, str, list[str]]]:
-    """(check name, gate, gate arguments) for every configured check."""
+def checks(cfg: Verify, hop: Hop, kept: dict[str, str] | None = None) -> list[tuple[str, str, list[str]]]:
+    """(check name, gate, gate arguments) for every configured check. `kept`: pool -> the
+    kubelet a pool rolling after serving still runs (its nodes are held to that one)."""
+    pools = [a for name, version in sorted((kept or {}).items()) for a in ("--pool-version", f"{name}=v{version}")]
     out = [
-        ("nodes", "nodes", ["--control-plane-version", f"v{hop.control_plane}", "--worker-version", f"v{hop.workers}"]),
+        ("nodes", "nodes", ["--control-plane-version", f"v{hop.control_plane}", "--worker-version", f"v{hop.workers}", *pools]),
         ("pods", "pods", ["--pending-grace", str(cfg.pending_grace_seconds), "--max-pending", str(cfg.max_pending)]),
     ]
     if cfg.endpoints:
@@ -43,6 +45,8 @@ class VerificationArgs:
     join: NodeJoin | None = None
     """Where workers' join token is published (when the cluster has pools): checked for its margin."""
     join_margin_minutes: int = 60
+    kept: dict[str, str] | None = None
+    """Pools rolling after serving that still run another kubelet: pool -> version."""
 
 
 class Verification(pulumi.ComponentResource):
@@ -52,11 +56,11 @@ class Verification(pulumi.ComponentResource):
         self.steps = [
             gate_step(f"{check}-verify", gate=gate, args=[*gate_args, "--timeout", "600", "--interval", "15"],
                       triggers=triggers, kubeconfig=args.kubeconfig, parent=self, depends_on=args.after)
-            for check, gate, gate_args in checks(args.config, args.hop)
+            for check, gate, gate_args in checks(args.config, args.hop, args.kept)
         ]
         # the nodes check proves the versions: its record is the recorded hop (kubehop/record.py)
         self.nodes = self.steps[0]
         margin = [args.join.margin_check(args.join_margin_minutes, triggers, parent=self, after=args.after)] if args.join else []
         self.done: list[pulumi.Resource] = [*self.steps, *margin]
         """Every check of the stage: what brings users back waits for them all."""
-        self.register_outputs({"checks": [c for c, _, _ in checks(args.config, args.hop)]})
+        self.register_outputs({"checks": [c for c, _, _ in checks(args.config, args.hop, args.kept)]})

@@ -24,7 +24,7 @@ from components.node_join import NodeJoin, NodeJoinArgs
 from components.node_pool import NodePool, NodePoolArgs, join_token_ttl_hours
 from components.steps import SshTarget
 from kubehop import config, waves
-from kubehop.hops import Hop
+from kubehop.hops import Deployed, Hop
 
 
 @dataclass
@@ -40,6 +40,10 @@ class WorkersArgs:
     control_plane_last: pulumi.Resource
     addon_checks: list[pulumi.Resource] = field(default_factory=list)
     adopting: bool = False
+    deployed: Deployed | None = None
+    """What runs now, per pool: a pool that rolls after serving keeps its own kubelet and AMI meanwhile."""
+    deferred: list[str] = field(default_factory=list)
+    """Pools that keep what they run in this run (rollout: after-serving while maintaining)."""
 
 
 class Workers(pulumi.ComponentResource):
@@ -47,6 +51,7 @@ class Workers(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkersArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubehop:index:Workers", name, None, opts)
+        self.args = args
         cfg, hop = args.cfg, args.hop
         moved = [pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]  # where each part lived before this component
         here = pulumi.ResourceOptions(parent=self, aliases=moved)
@@ -73,27 +78,52 @@ class Workers(pulumi.ComponentResource):
                 triggers=[str(hop.workers), *[amis[role] for role in roles]],
                 after=[args.control_plane_last]), opts=here)
             # the join token waits for the control plane's last step; every wave waits for the one before
-            ready: list[pulumi.Resource] = [*args.addon_checks, *drainer.ready, self.join.step]
-            waits = waves.waits_for(cfg.node_pools, cfg.rollout)
-            for pool in cfg.node_pools:  # in waves; database pools one at a time (kubehop/waves.py)
-                # only the nearest steps: a pool's hooks and template wait for `ready`, its group for the
-                # previous wave's rollout waits (which waited for `ready`: the SDK sends a registration
-                # only once every depends_on URN resolved, pulumi/runtime/resource.py prepare_resource).
-                # Each edge costs a walk of its target's whole graph (pulumi/runtime/
-                # resource_cycle_breaker.py _reachable), so few edges reach the growing chain of waves.
-                after = [self.rolled_by[name] for name in waits[pool.name]]
-                on_adopted_ami = amis[pool.role] == cfg.adopt.amis.get(pool.role)
-                node_pool = NodePool(pool.name, NodePoolArgs(
-                    pool, cfg.cluster.name, cfg.cluster.region, amis[pool.role], hop.workers, args.kubeconfig,
-                    drain_seconds, cfg.cluster.imds,
-                    cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
-                    ready=ready, after=after, adopting=args.adopting), opts=in_region)
-                self.rolled_by[pool.name] = node_pool.rolled
-                self.records[f"rollout:{pool.role}:{pool.name}"] = node_pool.rolled
+            self._ready: list[pulumi.Resource] = [*args.addon_checks, *drainer.ready, self.join.step]
+            self._amis, self._drain_seconds, self._in_region = amis, drain_seconds, in_region
+            self._pools(self.in_window, self._ready, "rollout")
         # the last wave and the last database pool stand for every pool (they waited for the others)
-        self.last = [self.rolled_by[name] for name in waves.finishing(cfg.node_pools, cfg.rollout)]
+        self.last = [self.rolled_by[name] for name in waves.finishing(self.in_window, cfg.rollout)]
         self.built = {role: image.built_version for role, image in self.images.items()}
-        self.register_outputs({"pools": sorted(self.rolled_by), "images": sorted(self.images)})
+        self.register_outputs({"pools": sorted(p.name for p in cfg.node_pools), "images": sorted(self.images)})
+
+    @property
+    def in_window(self) -> list[config.NodePool]:
+        """The pools that roll inside the maintenance window (all but `rollout: after-serving`)."""
+        return [p for p in self.args.cfg.node_pools if p.rollout != "after-serving" or self.args.cfg.traffic is None]
+
+    def after_serving(self, after: list[pulumi.Resource]) -> None:
+        """The `rollout: after-serving` pools, registered once users are back (`after`: the canary,
+        or the verification when no transition runs): their rollout is outside the window."""
+        later = [p for p in self.args.cfg.node_pools if p not in self.in_window]
+        if later:
+            self._pools(later, [*self._ready, *after], "deferred")
+            self.last += [self.rolled_by[name] for name in waves.finishing(later, self.args.cfg.rollout)]
+
+    def _pools(self, pools: list[config.NodePool], ready: list[pulumi.Resource], record: str) -> None:
+        """NodePools in waves; database pools one at a time (kubehop/waves.py). A pool in
+        `args.deferred` keeps the kubelet and AMI it runs."""
+        cfg, hop, amis = self.args.cfg, self.args.hop, self._amis
+        waits = waves.waits_for(pools, cfg.rollout)
+        for pool in pools:
+            # only the nearest steps: a pool's hooks and template wait for `ready`, its group for the
+            # previous wave's rollout waits (which waited for `ready`: the SDK sends a registration
+            # only once every depends_on URN resolved, pulumi/runtime/resource.py prepare_resource).
+            # Each edge costs a walk of its target's whole graph (pulumi/runtime/
+            # resource_cycle_breaker.py _reachable), so few edges reach the growing chain of waves.
+            after = [self.rolled_by[name] for name in waits[pool.name]]
+            ami, kubelet = amis[pool.role], hop.workers
+            if pool.name in self.args.deferred:
+                kept = (self.args.deployed.pools if self.args.deployed else {}).get(pool.name)
+                ami = kept["ami"] if kept else cfg.adopt.amis.get(pool.role, ami)
+                kubelet = self.args.deployed.pool_version(pool.name) if self.args.deployed else hop.deployed.workers
+            on_adopted_ami = ami == cfg.adopt.amis.get(pool.role)
+            node_pool = NodePool(pool.name, NodePoolArgs(
+                pool, cfg.cluster.name, cfg.cluster.region, ami, kubelet, self.args.kubeconfig,
+                self._drain_seconds, cfg.cluster.imds,
+                cfg.adopt.launch_templates[pool.name] if on_adopted_ami else None,
+                ready=ready, after=after, adopting=self.args.adopting), opts=self._in_region)
+            self.rolled_by[pool.name] = node_pool.rolled
+            self.records[f"{record}:{pool.role}:{pool.name}"] = node_pool.rolled
 
     @staticmethod
     def _images(cfg: config.StackConfig, hop: Hop, roles: list[str], opts: pulumi.ResourceOptions) -> dict[str, NodeImage]:

@@ -961,6 +961,14 @@ def _pool_checks(cfg: StackConfig) -> list[ConfigProblem]:
                                           fix="set it to the AMI the pool's launch template uses today"))
     for i, pool in enumerate(cfg.node_pools):
         problems += _label_checks(i, pool)
+        if pool.rollout == "after-serving" and pool.database:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].rollout", value=pool.rollout,
+                                          message=f"is for stateless pools; {pool.name} is a database pool",
+                                          fix="remove rollout (database pools roll in the window, one node at a time)"))
+        if pool.rollout == "after-serving" and cfg.traffic is None:
+            problems.append(ConfigProblem(key=f"{NS}:nodePools[{i}].rollout", value=pool.rollout,
+                                          message="needs kubehop:traffic: without users moving there is no window to roll after",
+                                          fix="remove rollout, or configure kubehop:traffic"))
         if pool.name not in cfg.adopt.launch_templates:
             problems.append(ConfigProblem(key=f"{NS}:adopt.launchTemplates.{pool.name}", message=f"is required: the group {pool.asg_name} is imported with the launch template it runs today",
                                           fix="set {id: lt-..., version: N} from `aws autoscaling describe-auto-scaling-groups`"))

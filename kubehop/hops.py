@@ -36,10 +36,14 @@ class Deployed:
     mirror_maker: str = "running"
     addons: dict[str, str] = field(default_factory=dict)
     """Chart version each addon release runs (recorded, or from adopt.addons)."""
+    pools: dict[str, dict] = field(default_factory=dict)
+    """Per pool kubehop rolled: {"version", "ami"} its nodes run (a pool rolled after serving can lag)."""
 
     @classmethod
     def from_output(cls, data: dict) -> "Deployed":
         image = data.get("imageVersion")
+        pools = {name: {"version": str(Version.parse(p["version"])), "ami": str(p["ami"])}
+                 for name, p in (data.get("pools") or {}).items()}
         return cls(
             Version.parse(data["controlPlaneVersion"]),
             Version.parse(data["workerVersion"]),
@@ -48,7 +52,12 @@ class Deployed:
             data.get("traffic") or "serving",
             data.get("mirrorMaker") or "running",
             dict(data.get("addons") or {}),
+            pools,
         )
+
+    def pool_version(self, name: str) -> Version:
+        """The kubelet a pool's nodes run: its own record, else the workers'."""
+        return Version.parse(self.pools[name]["version"]) if name in self.pools else self.workers
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,30 @@ class Hop:
     @property
     def rolls_to_built_images(self) -> bool:
         return self.builds_images and self.workers == self.image
+
+
+def deferred_pools(cfg, traffic_state: str) -> list[str]:
+    """The pools that do not roll in this run because they roll after serving: every
+    `rollout: after-serving` pool while the cluster is maintaining (users away)."""
+    if cfg.traffic is None or traffic_state != "maintaining":
+        return []
+    return [p.name for p in cfg.node_pools if p.rollout == "after-serving"]
+
+
+def check_deferred(cfg, hop: Hop, traffic_state: str) -> None:
+    """A pool that waits for serving keeps its kubelet under every apiserver of the window,
+    up to the journey's target: refused when the skew policy does not allow it."""
+    for i, pool in enumerate(cfg.node_pools):
+        if pool.name not in deferred_pools(cfg, traffic_state):
+            continue
+        kept = hop.deployed.pool_version(pool.name)
+        for apiserver in (hop.control_plane, hop.target):
+            if not skew_ok(apiserver, kept):
+                raise HopError(f"kubehop:nodePools[{i}].rollout", pool.rollout,
+                               f"would leave pool {pool.name} at kubelet {kept} under an apiserver at {apiserver}, "
+                               f"outside the kubelet skew policy ({catalog.max_kubelet_skew(apiserver)} minors)",
+                               "set rollout: in-window for this pool (it rolls in the maintenance window), "
+                               "or move fewer minors in one maintenance")
 
 
 def mirror_maker_after(deployed: Deployed, traffic_state: str, has_kafka: bool) -> str:

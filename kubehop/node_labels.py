@@ -14,6 +14,9 @@ or in [*.]kubelet.kubernetes.io / [*.]node.kubernetes.io).
 """
 from __future__ import annotations
 
+POOL_LABEL = "kubehop.io/pool"
+"""The label kubehop's boot script gives every node of a pool: the pool's name (components/node_pool.py)."""
+
 import re
 
 _NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"

@@ -56,7 +56,8 @@ def adopted_state(cfg: Any) -> dict[str, Any]:
     return {"controlPlaneVersion": str(Version.parse(cfg.adopt.kubernetes_version)),
             "workerVersion": str(Version.parse(workers)), "imageVersion": None,
             "traffic": "serving", "mirrorMaker": "running", "amis": dict(cfg.adopt.amis),
-            "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version}}
+            "addons": {name: a.chart_version for name, a in cfg.adopt.addons.items() if a.chart_version},
+            "pools": {}}
 
 
 def snapshot(stdout: str | None) -> dict[str, str] | None:
@@ -77,8 +78,9 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
     "nodes" (the nodes verification: both versions), "traffic:<state>" (the
     step that completes that transition), "mirrormaker:<cluster>" (each
     MirrorMaker step), "rollout:<pool role>:<pool>" (a pool's rollout wait:
-    its image), "addon:<name>" (the addon's check: the chart its release
-    runs). `built` maps an image role to the version its build step's own
+    its image and kubelet, for the role and the pool), "deferred:<pool role>:<pool>"
+    (the rollout wait of a pool that rolls after serving: the pool's own only),
+    "addon:<name>" (the addon's check: the chart its release runs). `built` maps an image role to the version its build step's own
     state says it was built for.
     """
     state: dict[str, Any] = {"controlPlaneVersion": previous.get("controlPlaneVersion"),
@@ -87,7 +89,8 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
                              "traffic": previous.get("traffic") or "serving",
                              "mirrorMaker": previous.get("mirrorMaker") or "running",
                              "amis": dict(previous.get("amis") or {}),
-                             "addons": dict(previous.get("addons") or {})}
+                             "addons": dict(previous.get("addons") or {}),
+                             "pools": dict(previous.get("pools") or {})}
     # the versions move only once every verification check ("verify:<check>") has passed
     verified = all(parse(v) for k, v in records.items() if k.startswith("verify:"))
     for key, stdout in sorted(records.items()):
@@ -107,10 +110,14 @@ def recorded_state(previous: Mapping[str, Any], records: Mapping[str, str | None
         state["mirrorMaker"] = {"stop": "stopped", "start": "running"}.get(actions.pop(), state["mirrorMaker"])
     for key, stdout in records.items():
         parsed = parse(stdout)
-        if key.startswith("rollout:") and parsed:
+        if key.startswith(("rollout:", "deferred:")) and parsed:
             image = arg(parsed[1], "--image-id")
-            if image:
-                state["amis"][key.split(":")[1]] = image
+            kubelet = (arg(parsed[1], "--kubelet-version") or "").lstrip("v")
+            role, pool = key.split(":")[1:3]
+            if image and kubelet:
+                state["pools"][pool] = {"version": kubelet, "ami": image}
+            if image and key.startswith("rollout:"):  # a pool rolled after serving never moves its role's AMI
+                state["amis"][role] = image
         elif key.startswith("addon:") and parsed and parsed[0] == "addon-check" and arg(parsed[1], "--chart-version"):
             # the chart the addon's check proved its release runs (kubehop/gates/addons.py release_runs)
             state["addons"][key.split(":", 1)[1]] = arg(parsed[1], "--chart-version")

@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from kubehop import node_labels
+from kubehop.node_labels import POOL_LABEL
 from kubehop.gates.common import Verdict, add_poll_arguments, poll
 from kubehop.gates.kube import (
     Kubectl,
@@ -67,6 +69,9 @@ def register(subparsers) -> None:
     p.add_argument("--control-plane-version", metavar="vX.Y.Z",
                    help="kubeletVersion of nodes labelled node-role.kubernetes.io/control-plane (vX.Y = any patch)")
     p.add_argument("--worker-version", metavar="vX.Y.Z", help="kubeletVersion of every other node")
+    p.add_argument("--pool-version", action="append", default=[], type=_pool_version, metavar="POOL=vX.Y.Z",
+                   help=f"nodes labelled {POOL_LABEL}=POOL run this kubelet instead (a pool that rolls after "
+                        "serving); a worker node with no pool label may then run either (adopted, not rolled yet)")
     p.add_argument("--allow-cordoned", action="store_true", help="do not fail on spec.unschedulable nodes")
     p.add_argument("--selector", help="only nodes matching this label selector")
     p.add_argument("--min-nodes", type=int, default=1, help="fail with fewer nodes than this (default 1)")
@@ -104,9 +109,27 @@ def register(subparsers) -> None:
 
 # --- nodes ---------------------------------------------------------------------------------
 
+def _pool_version(text: str) -> tuple[str, str]:
+    pool, sep, version = text.partition("=")
+    if not sep or not node_labels.LABEL_RE.match(pool) or not version.startswith("v"):
+        raise argparse.ArgumentTypeError("must be POOL=vX.Y.Z (a pool name and a kubelet version)")
+    return pool, version
+
+
+def _worker_versions(node: dict, default: str | None, pools: dict[str, str]) -> list[str]:
+    """The kubelet versions a worker node may run."""
+    pool = ((node.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL)
+    if pool in pools:
+        return [pools[pool]]
+    if pool is None and pools:
+        return [v for v in (default, *sorted(set(pools.values()))) if v]
+    return [default] if default else []
+
+
 def run_nodes(args) -> str:
     k = kubectl_from_args(args)
     expected = {True: args.control_plane_version, False: args.worker_version}
+    pools = dict(args.pool_version)
 
     def look() -> Verdict:
         nodes = k.items("nodes", kind="Node", selector=args.selector)
@@ -124,8 +147,10 @@ def run_nodes(args) -> str:
             if not ready:
                 why.append(state)
             version = kubelet_version(node)
-            if expected[cp] and not version_matches(version, expected[cp]):
-                why.append(f"kubelet {version or 'unknown'}, want {expected[cp]}")
+            allowed = [expected[cp]] if cp else _worker_versions(node, expected[cp], pools)
+            allowed = [v for v in allowed if v]
+            if allowed and not any(version_matches(version, v) for v in allowed):
+                why.append(f"kubelet {version or 'unknown'}, want {' or '.join(allowed)}")
             if is_cordoned(node) and not args.allow_cordoned:
                 why.append("cordoned (spec.unschedulable)")
             if why:

@@ -31,6 +31,10 @@ def render(plan: dict) -> str:
         index = {step["id"]: i for i, step in enumerate(stage["steps"], 1)}
         lines.append(f"  time:  {minutes(stage['estimateMinutes'])} (critical path of {len(stage['criticalPath'])} steps; "
                      f"{minutes(stage['serialMinutes'])} one step at a time){'; in the maintenance window' if stage['inWindow'] else ''}")
+        if any(s["action"] == "traffic-serve" for s in stage["steps"]):  # the stage that ends the window
+            later = [s["id"] for s in stage["steps"] if not s["inWindow"] and s["op"] != "delete"]
+            if later:
+                lines.append(f"  after users are back (outside the window): {', '.join(later)}")
         critical = set(stage["criticalPath"])
         header = f"  {'#':>3}  {'action':<24} {'target':<28} {'op':<8} {'risk':<5} {'needs':<12} {'min':>6}  impact"
         lines += [header, "  " + "-" * (len(header) + 20)]

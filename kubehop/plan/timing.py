@@ -87,20 +87,26 @@ def annotate(plan: dict, model: Model) -> dict:
         total += length
         serial_total += serial
         maintain, serve = _find(steps, MAINTAIN), _find(steps, SERVE)
+        in_window: set[str] = set()
         if maintain:
             inside = has_window = True
             before = _ancestors(steps, maintain)
             window += length - times[maintain][0]
             serial_window += sum(f - s for i, (s, f) in times.items() if i not in before)
+            in_window = set(times) - before
         elif serve and inside:
             needed = _ancestors(steps, serve) | {serve}
             window += times[serve][1]
             serial_window += sum(f - s for i, (s, f) in times.items() if i in needed)
             inside = False
+            in_window = needed  # the canary and what rolls after serving are outside
         elif inside:
             window += length
             serial_window += serial
+            in_window = set(times)
         stage["inWindow"] = bool(maintain or serve or inside)
+        for step in steps:
+            step["inWindow"] = step["id"] in in_window
     plan["estimate"] = {
         "windowMinutes": _round(window) if has_window else None,
         "totalMinutes": _round(total),

@@ -119,6 +119,38 @@ def test_nodes_wrong_kubelet_named(cluster):
     assert code == 1 and "control-plane ip-10-20-1-10.us-west-2.compute.internal: kubelet v1.27.16, want v1.28.15" in err
 
 
+def _label(data: dict, node: str, pool: str) -> None:
+    for n in data["items"]:
+        if n["metadata"]["name"].startswith(node):
+            n["metadata"]["labels"]["kubehop.io/pool"] = pool
+
+
+def test_nodes_of_a_pool_rolling_after_serving_are_held_to_its_own_kubelet(cluster):
+    versions = ["--control-plane-version", "v1.27.16", "--worker-version", "v1.27.16"]
+    # ip-10-20-3-23 runs v1.26.15: its pool rolls after serving
+    cluster.api.replace(fixture("nodes_old_kubelet.json", lambda d: (_label(d, "ip-10-20-3-23", "spark"),
+                                                                     _label(d, "ip-10-20-1-21", "workers"))))
+    assert cluster.gate("nodes", *versions, "--pool-version", "spark=v1.26.15")[0] == 0
+    # a node of another pool at the old kubelet still fails: the pool's label names what it must run
+    cluster.api.replace(fixture("nodes_old_kubelet.json", lambda d: _label(d, "ip-10-20-3-23", "workers")))
+    code, err = cluster.gate("nodes", *versions, "--pool-version", "spark=v1.26.15")
+    assert code == 1 and "ip-10-20-3-23.us-west-2.compute.internal: kubelet v1.26.15, want v1.27.16" in final_line(err)
+    # and the deferred pool's nodes must be at its version, not the workers'
+    cluster.api.replace(fixture("nodes_old_kubelet.json", lambda d: _label(d, "ip-10-20-2-22", "spark")))
+    code, err = cluster.gate("nodes", *versions, "--pool-version", "spark=v1.26.15")
+    assert code == 1 and "ip-10-20-2-22.us-west-2.compute.internal: kubelet v1.27.16, want v1.26.15" in final_line(err)
+
+
+def test_a_node_with_no_pool_label_may_run_either_version_while_a_pool_waits(cluster):
+    versions = ["--control-plane-version", "v1.27.16", "--worker-version", "v1.27.16"]
+    cluster.api.replace(fixture("nodes_old_kubelet.json"))  # adopted nodes: never rolled by kubehop, no pool label
+    assert cluster.gate("nodes", *versions, "--pool-version", "spark=v1.26.15")[0] == 0
+    assert cluster.gate("nodes", *versions)[0] == 1  # without a waiting pool, the old kubelet fails as before
+    with pytest.raises(SystemExit) as usage:
+        cluster.gate("nodes", *versions, "--pool-version", "spark=1.26")
+    assert usage.value.code == 2
+
+
 def test_nodes_cordoned(cluster):
     cluster.api.replace(fixture("nodes_cordoned.json"))
     code, err = cluster.gate("nodes")
