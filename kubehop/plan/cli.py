@@ -66,14 +66,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _json_file(flag: str, path: Path, writer: str):
+    """A JSON file named by an argument; unreadable or not JSON: exit 2 naming the argument and its writer."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlanError([Problem(key=f"{flag} {path}", secret=True, message=f"cannot be read as JSON ({type(exc).__name__})",
+                                 fix=f"pass the file `{writer} > FILE` wrote")]) from None
+
+
 def _outputs(path: Path | None) -> dict | None:
     if path is None:
         return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanError([Problem(key=f"--outputs {path}", secret=True, message=f"cannot be read as JSON ({type(exc).__name__})",
-                                 fix="pass the file `pulumi stack output --json --show-secrets > FILE` wrote")]) from None
+    value = _json_file("--outputs", path, "pulumi stack output --json --show-secrets")
     if not isinstance(value, dict):
         raise PlanError([Problem(key=f"--outputs {path}", value=type(value).__name__, message="is not a JSON object of stack outputs",
                                  fix="pass the file `pulumi stack output --json` wrote")])
@@ -84,13 +89,8 @@ def _record(path: Path | None) -> dict[str, str] | None:
     """The cutover record file as parameter name -> value (checked by the plan against the cluster's path)."""
     if path is None:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PlanError([Problem(key=f"--record {path}", secret=True, message=f"cannot be read as JSON ({type(exc).__name__})",
-                                 fix="pass the file `aws ssm get-parameters-by-path --path /kubehop/<cluster>/cutover "
-                                     "--recursive > FILE` wrote")]) from None
-    return cutover_record.from_cli_json(data)
+    return cutover_record.from_cli_json(_json_file(
+        "--record", path, "aws ssm get-parameters-by-path --path /kubehop/<cluster>/cutover --recursive"))
 
 
 def main(argv: list[str]) -> int:

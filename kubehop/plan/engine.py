@@ -85,28 +85,28 @@ class Run:
     """Per stack output, the URNs of the resources its value waits for."""
 
 
-def mask_secrets(value: Any) -> Any:
-    """Replace every secret-wrapped value of a serialized struct by [secret]."""
+def _map_secrets(value: Any, secret, unknown: str | None) -> Any:
+    """A serialized struct with each secret wrapper replaced by `secret(wrapped value)`
+    (and, with `unknown`, the engine's unknown sentinel by that text)."""
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:
-            return secret_label(value.get("value"))
-        return {k: mask_secrets(v) for k, v in value.items()}
+            return secret(value.get("value"))
+        return {k: _map_secrets(v, secret, unknown) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    if isinstance(value, str) and value == rpc.UNKNOWN:
-        return "(known after apply)"
+        return [_map_secrets(v, secret, unknown) for v in value]
+    if unknown is not None and isinstance(value, str) and value == rpc.UNKNOWN:
+        return unknown
     return value
+
+
+def mask_secrets(value: Any) -> Any:
+    """Replace every secret-wrapped value of a serialized struct by its label ([secret:...])."""
+    return _map_secrets(value, secret_label, "(known after apply)")
 
 
 def reveal_secrets(value: Any) -> Any:
     """A serialized struct with every secret wrapper replaced by the value it wraps."""
-    if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return reveal_secrets(value.get("value"))
-        return {k: reveal_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal_secrets(v) for v in value]
-    return value
+    return _map_secrets(value, lambda wrapped: reveal_secrets(wrapped), None)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
