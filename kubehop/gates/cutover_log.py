@@ -3,14 +3,16 @@ SSM Parameter Store in the cluster's region, through boto3.
 
 `--record NAME --record-region REGION` on traffic-set, serviceswitch and
 mirrormaker; `--clear-records PATH` on the canary. The endpoint comes from
-boto3's own configuration (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SSM, botocore
->= 1.31's service-specific endpoints), which is how the tests point it at moto.
+boto3's own configuration (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SSM: botocore
+configprovider.py, the service-specific endpoint lookup), which is how the
+tests point it at moto.
 
-API facts relied on (AWS SSM API reference): PutParameter with Overwrite=true
-replaces a String parameter's value (standard tier: values up to 4 KB);
-GetParameter fails with ParameterNotFound for a missing name;
-GetParametersByPath with Recursive=true pages by NextToken, at most 10 per page;
-DeleteParameters takes up to 10 names.
+API facts relied on (botocore's ssm service model in the venv, and the SSM API
+reference): PutParameter with Overwrite=true replaces a String parameter's
+value, and a standard-tier value holds at most 4096 characters (the service's
+ValidationException says so); GetParameter's errors include ParameterNotFound;
+GetParametersByPath returns at most MaxResults (1-10) per call, possibly fewer,
+with a NextToken while more remain; DeleteParameters takes 1-10 names.
 """
 from __future__ import annotations
 
