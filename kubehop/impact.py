@@ -47,6 +47,14 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "verify": ("Post-hop check; fails the stage when the cluster is not healthy.", "low"),
 }
 
+# resources that are not steps of the runbook: what they are for, by type
+INFRASTRUCTURE: dict[str, str] = {
+    "aws:sqs/queue:Queue": "SQS queue the node termination handler (queue mode) reads instance lifecycle and interruption events from.",
+    "aws:sqs/queuePolicy:QueuePolicy": "Lets EventBridge deliver to the drainer's queue, and nothing else send to it.",
+    "aws:cloudwatch/eventRule:EventRule": "EventBridge rule matching the pools' ASG termination, spot interruption or rebalance events.",
+    "aws:cloudwatch/eventTarget:EventTarget": "Sends the rule's events to the drainer's queue.",
+}
+
 ADDON_RISK = {
     **{name: (spec.risk, spec.impact) for name, spec in ADDONS.items()},
     "aws-node-termination-handler": ("medium", "Drains nodes before ASG terminations; without it instance refresh kills pods undrained."),
@@ -64,8 +72,9 @@ def classify(name: str) -> tuple[str, str]:
     return "", name
 
 
-def describe(action: str, target: str, op: str, *, database: bool = False) -> tuple[str, str]:
-    """Impact text and risk for a step; deletes of steps are bookkeeping only."""
+def describe(action: str, target: str, op: str, *, database: bool = False, resource_type: str = "") -> tuple[str, str]:
+    """Impact text and risk for a step (by its action, else its resource type); deletes of steps
+    are bookkeeping only."""
     if op == "delete":
         return ("Removes the finished step from the stack's state; its delete does nothing to the cluster.", "low")
     if op == "import":
@@ -73,7 +82,7 @@ def describe(action: str, target: str, op: str, *, database: bool = False) -> tu
         # provider reads back there is no diff and nothing is changed (kubehop/plan/imports.py)
         return ("Imported as it runs today: Pulumi reads it into the stack's state and changes nothing; "
                 "kubehop's settings come in as an update on the next run.", "low")
-    impact, risk = ACTIONS.get(action, ("", "low"))
+    impact, risk = ACTIONS.get(action, (INFRASTRUCTURE.get(resource_type, ""), "low"))
     if action == "addon" and target in ADDON_RISK:
         risk, text = ADDON_RISK[target]
         impact = f"{impact} {text}"

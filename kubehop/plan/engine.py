@@ -121,7 +121,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
-        inputs = mask_secrets(json_format.MessageToDict(request.object))
+        # keys sorted: the SDK serializes properties in the order they resolve, which varies
+        inputs = json.loads(json.dumps(mask_secrets(json_format.MessageToDict(request.object)), sort_keys=True))
         self.run.resources[response.urn] = Registered(
             urn=response.urn, type=request.type, name=request.name, parent=request.parent,
             custom=request.custom, dependencies=sorted(set(request.dependencies)),

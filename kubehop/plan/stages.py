@@ -172,7 +172,8 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
     e.g. a launch template on the image the prepare stage built."""
     earlier = earlier or {}
     ops = stage_ops(prev, cur) if ops is None else ops
-    deleted = [urn for urn, res in prev.resources.items() if urn not in cur.resources and _is_step(res)]
+    deleted = sorted((urn for urn, res in prev.resources.items() if urn not in cur.resources and _is_step(res)),
+                     key=lambda urn: (prev.resources[urn].name, urn))
     direct = _expand(cur)
     closure = _closure(direct)
     order = list(cur.resources)
@@ -187,7 +188,7 @@ def diff_stage(prev: engine.Run, cur: engine.Run, databases: set[str],
         prior = _nearest({d for d in closure.get(urn, set()) - set(ops) - via_stage if d in earlier}, closure)
         prior |= {d for d in direct.get(urn, set()) if d in earlier and d not in ops}
         action, target = impact.classify(res.name)
-        text, risk = impact.describe(action, target, ops[urn], database=target in databases)
+        text, risk = impact.describe(action, target, ops[urn], database=target in databases, resource_type=res.type)
         steps[urn] = {"id": ids[urn], "action": action or "infrastructure", "target": target, "op": ops[urn],
                       "resourceType": res.type, "dependsOn": sorted(ids[d] for d in _nearest(before, closure)),
                       "after": sorted(f"{earlier[d]}/{cur.resources[d].name}" for d in prior),
@@ -258,20 +259,18 @@ def record_after(cluster: str, parameters: dict[str, str], run: engine.Run) -> d
 
 
 def _topological(steps: dict[str, dict], order: list[str]) -> list[dict]:
-    """Registration order, moved only as far as dependencies require."""
-    done: set[str] = set()
-    out: list[dict] = []
+    """Dependency levels (a step after everything it waits for), each level by id: the same
+    plan every time, though the SDK registers side-by-side resources in any order."""
+    level: dict[str, int] = {}
+
+    def depth(urn: str, seen: tuple = ()) -> int:
+        if urn not in level:
+            before = [b for b in steps[urn]["_after"] if b in steps and b not in seen]
+            level[urn] = 1 + max((depth(b, seen + (urn,)) for b in before), default=-1)
+        return level[urn]
+
     pending = [u for u in order if u in steps]
-    while pending:
-        for urn in pending:
-            if steps[urn]["_after"] <= done:
-                done.add(urn)
-                out.append(steps[urn])
-                pending.remove(urn)
-                break
-        else:  # a cycle cannot happen in a Pulumi graph; keep order if it did
-            out.extend(steps[u] for u in pending)
-            break
+    out = [steps[u] for u in sorted(pending, key=lambda u: (depth(u), steps[u]["id"], u))]
     for step in out:
         step.pop("_after", None)
     return out

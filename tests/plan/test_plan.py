@@ -417,3 +417,18 @@ def test_ca_ksm_ingress_start_side_by_side_after_ccm_check(efficient):
         others = {c["id"] for t, c in checks.items() if t != target}
         assert not others & ancestors(s, check["id"]), f"{target} waits for another addon's check"
     assert step(s, "addon-check", "calico")["id"] in ancestors(s, step(s, "addon", "aws-cloud-controller-manager")["id"])
+
+
+def test_the_plan_is_the_same_every_time():
+    """The SDK registers side-by-side resources, and serializes their properties, in any order:
+    the plan orders steps by dependency level and id and sorts inputs, so two runs print the same."""
+    from kubehop.plan import render
+
+    first, second = (build(read_stack_file(prod_b()), stack="prod-b", to="1.28", policy=None) for _ in range(2))
+    assert json.dumps(first) == json.dumps(second)
+    assert render.render(first) == render.render(second)
+
+
+def test_every_step_says_what_it_does(efficient):
+    silent = sorted({(s["id"], s["resourceType"]) for st in efficient["stages"] for s in st["steps"] if not s["impact"]})
+    assert silent == []
