@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import hcl2
@@ -672,18 +671,8 @@ STUB_COMMANDS = [
     "curl", "gpg", "containerd", "ctr", "kubeadm", "systemctl", "ldconfig",
 ]  # fmt: skip
 
-CONTAINERD_DEFAULT = textwrap.dedent(
-    """\
-    version = 2
-    [plugins]
-      [plugins."io.containerd.grpc.v1.cri"]
-        sandbox_image = "registry.k8s.io/pause:3.8"
-        systemd_cgroup = false
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          BinaryName = ""
-          SystemdCgroup = false
-    """
-)
+# containerd 1.7's `config default` (the file the control-plane stand-in's `config dump` prints too)
+CONTAINERD_DEFAULT = (Path(__file__).resolve().parents[1] / "fixtures" / "containerd" / "config-1.7-default.toml").read_text()
 
 
 def make_tgz(path: Path, members: dict[str, str]) -> str:

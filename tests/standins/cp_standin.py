@@ -40,6 +40,7 @@ import re
 import secrets
 import shutil
 import stat
+from pathlib import Path
 import string
 import sys
 import time
@@ -619,12 +620,9 @@ def containerd(state: dict) -> None:
         die(2, f"stand-in containerd: unsupported {ARGV}")
 
 
-# containerd 1.7's CRI section as `config dump` prints it (pkg/cri/config/config_unix.go default).
-DEFAULT_CONTAINERD_CONFIG = """version = 2
-[plugins]
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = "registry.k8s.io/pause:3.8"
-"""
+# containerd 1.7's CRI section as `config dump` prints it (pkg/cri/config/config_unix.go default),
+# the one copy the packer stand-in's `containerd config default` prints too
+DEFAULT_CONTAINERD_CONFIG = (Path(__file__).resolve().parents[1] / "fixtures" / "containerd" / "config-1.7-default.toml").read_text()
 
 
 def etcdctl() -> None:
