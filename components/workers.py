@@ -112,10 +112,14 @@ class Workers(pulumi.ComponentResource):
             # resource_cycle_breaker.py _reachable), so few edges reach the growing chain of waves.
             after = [self.rolled_by[name] for name in waits[pool.name]]
             ami, kubelet = amis[pool.role], hop.workers
-            if pool.name in self.args.deferred:
-                kept = (self.args.deployed.pools if self.args.deployed else {}).get(pool.name)
-                ami = kept["ami"] if kept else cfg.adopt.amis.get(pool.role, ami)
-                kubelet = self.args.deployed.pool_version(pool.name) if self.args.deployed else hop.deployed.workers
+            if record == "deferred" and (pool.name in self.args.deferred or not hop.rolls_to_built_images):
+                # kept: while maintaining, and on any run that rolls no image (its own record is what it
+                # runs; its role's AMI moves only with the pools that roll in the window); never rolled
+                # by kubehop: the AMI its role ran when this run began (the adopted one on a new stack)
+                deployed = self.args.deployed or hop.deployed
+                kept = deployed.pools.get(pool.name)
+                ami = kept["ami"] if kept else self.args.amis.get(pool.role, ami)
+                kubelet = deployed.pool_version(pool.name)
             on_adopted_ami = ami == cfg.adopt.amis.get(pool.role)
             node_pool = NodePool(pool.name, NodePoolArgs(
                 pool, cfg.cluster.name, cfg.cluster.region, ami, kubelet, self.args.kubeconfig,

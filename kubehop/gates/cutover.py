@@ -320,6 +320,10 @@ def run_mirrormaker(args) -> str:
             raise GateError("--replicas must be at least 1 to start")
         target = args.replicas
         source = "--replicas"
+    elif current > 0:
+        # running: a stop that got no further than its record never scaled it (the count is
+        # annotated before the scale), and an annotation from an earlier cycle is no order to rescale
+        target, source = current, "its running count"
     elif recorded is None:
         raise GateError(f"{what}: no {REPLICAS_ANNOTATION} annotation and no --replicas: "
                         "don't know how many replicas to start")

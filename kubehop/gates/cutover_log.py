@@ -53,7 +53,8 @@ def _cached_client(region: str, endpoint: str | None):
 
 def _fail(what: str, exc: Exception) -> GateError:
     code = exc.response.get("Error", {}).get("Code", "?") if isinstance(exc, ClientError) else type(exc).__name__
-    return GateError(f"cutover record: {what} failed ({code}); nothing was changed after it. Fix: give the "
+    return GateError(f"cutover record: {what} failed ({code}); the record keeps what was written before it "
+                     "(an action is written ahead, so its undo still runs). Fix: give the "
                      "operator's AWS credentials ssm:PutParameter, ssm:GetParameter(s)ByPath and ssm:DeleteParameters "
                      f"on {cutover_record.ROOT}/*, then re-run `pulumi up`")
 

@@ -138,3 +138,17 @@ def test_sibling_state_refuses_a_sibling_whose_record_is_open(ssm, dapp, capsys)
     code, err = gate(capsys, *argv)
     assert code == 1
     assert "west-a's cutover record is open (traffic)" in err
+
+
+def test_a_start_after_a_stop_that_never_scaled_leaves_mirrormaker_running(ssm, cluster):
+    # the stop wrote its record, then failed before it annotated and scaled: MirrorMaker still runs
+    cluster.put_workload(CLUSTER, "kafka", "deployment", "mirrormaker", 2)
+    ssm.put_parameter(Name=MM, Value=cr.encode(cr.MIRRORMAKER, "stopped", done=False), Type="String")
+    start = mm(cluster, "start", *log(MM))
+    assert start.returncode == 0, start.stderr
+    assert "already started (2 replicas)" in start.stderr and cluster.writes(CLUSTER) == []
+    # an annotation from an earlier cycle is no order to rescale a running MirrorMaker
+    cluster.put_workload(CLUSTER, "kafka", "deployment", "mirrormaker", 2, annotations={"kubehop.io/replicas-before-stop": "5"})
+    again = mm(cluster, "start", *log(MM))
+    assert again.returncode == 0, again.stderr
+    assert cluster.obj(CLUSTER, "kafka", "deployment", "mirrormaker")["spec"]["replicas"] == 2

@@ -81,3 +81,22 @@ def test_json_marks_every_step_in_or_out_of_the_window():
     assert all(isinstance(x["inWindow"], bool) for s in p["stages"] for x in s["steps"])
     assert not any(x["inWindow"] for x in stage(p, "prepare")["steps"])
     assert all(x["inWindow"] for x in stage(p, "1.28.15")["steps"])
+
+
+def test_the_next_journey_keeps_the_pool_on_its_own_image_until_it_rolls_again():
+    """A role all of whose pools roll after serving never moves its role AMI: a run that rolls
+    no image keeps each such pool on its own recorded AMI, never back on the adopted template."""
+    data = config()
+    data["config"]["kubehop:kubernetesVersion"] = "1.28.15"
+    adopted_spark = data["config"]["kubehop:adopt"]["amis"]["spark"]
+    recorded = {"controlPlaneVersion": "1.28.15", "workerVersion": "1.28.15", "imageVersion": "1.28.15",
+                "traffic": "serving", "mirrorMaker": "running",
+                "amis": {"worker": "ami-0worker128000000", "spark": adopted_spark},
+                "addons": {"calico": "3.28.5", "ingress-nginx": "4.11.8"},
+                "pools": {"spark": {"version": "1.28.15", "ami": "ami-0spark1280000000"}}}
+    p = build(read_stack_file(data), stack="prod-b", to="1.29", policy=None, recorded=recorded)
+    prepare = stage(p, "prepare")
+    assert moved(prepare, "spark") == [] or "node-pool" not in moved(prepare, "spark"), moved(prepare, "spark")
+    for s in p["stages"]:
+        template = [x for x in s["steps"] if x["id"] == "spark-launch-template" and x["op"] != "delete"]
+        assert all(adopted_spark not in json.dumps(x["inputs"]) for x in template), s["name"]
