@@ -117,7 +117,10 @@ def _pool_version(text: str) -> tuple[str, str]:
 
 
 def _worker_versions(node: dict, default: str | None, pools: dict[str, str]) -> list[str]:
-    """The kubelet versions a worker node may run."""
+    """The kubelet versions a worker node may run. A node with no pool label came from an
+    adopted template, so which pool it is in cannot be told from the node: while a pool waits
+    it may run either version. Each pool's rollout wait still proves, by its Auto Scaling
+    group, that every instance of a pool that rolled runs the new image and kubelet."""
     pool = ((node.get("metadata") or {}).get("labels") or {}).get(POOL_LABEL)
     if pool in pools:
         return [pools[pool]]
