@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from kubehop.gates import cli
+from tests.helpers import loopback_http
 from tests.helpers.kube_api import ADDON_RESOURCES, ApiError, kubectl_binary
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubectl"
@@ -284,24 +283,14 @@ class Metrics:
 
 @pytest.fixture
 def metrics_server():
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(loopback_http.Handler):
         def do_GET(self):  # noqa: N802
-            self.send_response(Metrics.status)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(Metrics.body)))
-            self.end_headers()
-            self.wfile.write(Metrics.body)
+            self.reply(Metrics.status, Metrics.body, "text/plain; version=0.0.4")
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = loopback_http.start(Handler)
     Metrics.status = 200
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    yield f"{loopback_http.url(server)}/metrics"
+    loopback_http.stop(server)
 
 
 KSM_BODY = b"""# HELP kube_node_info [STABLE] Information about a cluster node.

@@ -36,10 +36,8 @@ import gzip
 import json
 import shlex
 import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -47,6 +45,7 @@ import requests
 from kubehop.gates import cli
 from kubehop.plan import engine
 from kubehop.plan.stages import read_stack_file
+from tests.helpers import loopback_http
 from tests.helpers.kube_api import ADDON_RESOURCES, KUBECTL_MINORS, kubectl_binary
 from tests.helpers.prom_harness import clean_proxy_env, free_port, prometheus_binary
 from tests.plan_helpers import prod_b
@@ -312,20 +311,11 @@ def test_ksm_missing_series_fails(checks, cluster, capsys):
 def test_ksm_scrape_target_is_up_in_a_real_prometheus(checks, cluster, capsys, tmp_path):
     """A real Prometheus scraping a loopback KSM /metrics as job kube-state-metrics: the
     check reads /api/v1/targets; the target going down fails it."""
-    class Metrics(BaseHTTPRequestHandler):
+    class Metrics(loopback_http.Handler):
         def do_GET(self):  # noqa: N802
-            body = KSM_METRICS.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, KSM_METRICS, "text/plain; version=0.0.4")
 
-        def log_message(self, *a):
-            pass
-
-    metrics = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-    threading.Thread(target=metrics.serve_forever, daemon=True).start()
+    metrics = loopback_http.start(Metrics)
     port = free_port()
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n  - job_name: kube-state-metrics\n"
@@ -352,8 +342,7 @@ def test_ksm_scrape_target_is_up_in_a_real_prometheus(checks, cluster, capsys, t
         wait_for("up")
         argv = loopback_only(checks["kube-state-metrics"], prometheus_url=url)
         assert check(capsys, cluster, argv, NEWEST)[0] == 0
-        metrics.shutdown()
-        metrics.server_close()
+        loopback_http.stop(metrics)
         wait_for("down")
         code, last = check(capsys, cluster, argv, NEWEST)
         assert code == 1 and "for kube-state-metrics is not up" in last

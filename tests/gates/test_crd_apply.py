@@ -18,8 +18,6 @@ import functools
 import gzip
 import hashlib
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ import yaml
 
 from kubehop.addons import calico
 from kubehop.gates import cli
+from tests.helpers import loopback_http
 from tests.helpers.kube_api import KUBECTL_MINORS, kubectl_binary, kubectl_env
 from tests.helpers.kube_apply import APPLY, ApplyKubeAPI
 
@@ -68,22 +67,14 @@ def served():
     """A loopback HTTPS stand-in for raw.githubusercontent.com: path -> bytes."""
     files: dict[str, bytes] = {}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(loopback_http.Handler):
         def do_GET(self):  # noqa: N802
             body = files.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
+            self.reply(200 if body is not None else 404, body or b"")
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield files, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = loopback_http.start(Handler)
+    yield files, loopback_http.url(server)
+    loopback_http.stop(server)
 
 
 def crd_apply(capsys, api, url: str, sha256: str, minor: int) -> tuple[int, str, str]:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from kubehop.gates import cli
 from kubehop.gates.http_check import parse_url_check
+from tests.helpers import loopback_http
 from tests.helpers.prom_harness import clean_proxy_env, closed_port
 
 
@@ -26,28 +26,17 @@ class StatusServer:
         self.hits: list[str] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(loopback_http.Handler):
             def do_GET(self):  # noqa: N802
                 owner.hits.append(self.path)
                 status = owner.statuses.get(self.path.split("?")[0], 200)
-                body = b"ok"
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "/login")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, b"ok", headers={"Location": "/login"} if 300 <= status < 400 else None)
 
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = loopback_http.start(Handler)
+        self.base = loopback_http.url(self.server)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback_http.stop(self.server)
 
 
 @pytest.fixture

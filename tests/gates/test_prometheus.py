@@ -2,11 +2,9 @@
 scraping an in-process exporter whose series the tests change."""
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from kubehop.gates import cli
 from kubehop.gates.prometheus import Sample, lag_verdict, parse_objective
+from tests.helpers import loopback_http
 from tests.helpers.prom_harness import (
     Exporter,
     Prometheus,
@@ -202,21 +201,12 @@ def test_kafka_lag_fails_closed_on_bad_query_empty_result_and_nan(stack, capsys)
     assert "NaN lag for: orders" in err
 
 
-class _FakeProm(BaseHTTPRequestHandler):
+class _FakeProm(loopback_http.Handler):
     answer: tuple[int, dict] = (200, {})
 
     def do_GET(self):  # noqa: N802
         self.server.auth.append(self.headers.get("Authorization"))  # type: ignore[attr-defined]
-        status, body = self.server.answer  # type: ignore[attr-defined]
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+        self.reply(*self.server.answer)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -228,39 +218,32 @@ class _FakeProm(BaseHTTPRequestHandler):
     ],
 )
 def test_prometheus_answers_that_are_not_success_fail_closed(capsys, status, body, expect):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeProm)
+    server = loopback_http.start(_FakeProm)
     server.answer = (status, body)  # type: ignore[attr-defined]
     server.auth = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        rc, err = gate(capsys, "mirror-lag", "--prometheus-url", url, "--timeout", "0", "--interval", "0.1")
+        rc, err = gate(capsys, "mirror-lag", "--prometheus-url", loopback_http.url(server), "--timeout", "0", "--interval", "0.1")
         assert rc == 1
         assert expect in err
     finally:
-        server.shutdown()
-        server.server_close()
+        loopback_http.stop(server)
 
 
 def test_prometheus_token_comes_from_env_and_is_not_printed(capsys, monkeypatch):
     token = "prom-tok-51c0-SECRET"
     monkeypatch.setenv("KUBEHOP_PROMETHEUS_TOKEN", token)
     monkeypatch.setenv("KUBEHOP_PROMETHEUS_URL", "http://127.0.0.1:1")  # overridden below
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeProm)
+    server = loopback_http.start(_FakeProm)
     server.answer = (200, {"status": "success", "data": {"resultType": "vector", "result": [  # type: ignore[attr-defined]
         {"metric": {"consumergroup": "orders"}, "value": [0, "4000"]}]}})
     server.auth = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        rc, err = gate(capsys, "kafka-lag", "--prometheus-url", url, "--timeout", "0")
+        rc, err = gate(capsys, "kafka-lag", "--prometheus-url", loopback_http.url(server), "--timeout", "0")
         assert rc == 1 and "worst: orders=4000" in err
         assert server.auth == [f"Bearer {token}"]  # type: ignore[attr-defined]
         assert token not in err
     finally:
-        server.shutdown()
-        server.server_close()
+        loopback_http.stop(server)
 
 
 def test_lag_verdict_rules():

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from kubehop.gates import traffic
 from kubehop.gates import cli
+from tests.helpers import loopback_http
 from tests.helpers.prom_harness import (
     Exporter,
     Prometheus,
@@ -45,14 +45,9 @@ class DappServer:
         self.apply_posts = True
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(loopback_http.Handler):
             def _send(self, status: int, body) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, body)
 
             def _authorized(self) -> bool:
                 auth = self.headers.get("Authorization")
@@ -90,16 +85,11 @@ class DappServer:
                     owner.state[body["cluster"]] = {"state": body["state"], "share": body["share"]}
                 self._send(200, {"ok": True})
 
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/traffic"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = loopback_http.start(Handler)
+        self.url = f"{loopback_http.url(self.server)}/api/traffic"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback_http.stop(self.server)
 
 
 @pytest.fixture(autouse=True)

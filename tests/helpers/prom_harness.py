@@ -8,10 +8,11 @@ import socket
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+
+from tests.helpers import loopback_http
 
 PROMETHEUS_CANDIDATES = ("prometheus", "/usr/bin/prometheus")
 
@@ -50,25 +51,15 @@ class Exporter:
         self.generation = 0
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(loopback_http.Handler):
             def do_GET(self):  # noqa: N802
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
-                body = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, exporter.render(), "text/plain; version=0.0.4")
 
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = loopback_http.start(Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def render(self) -> str:
         with self.lock:
@@ -92,8 +83,7 @@ class Exporter:
             return self.generation
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback_http.stop(self.server)
 
 
 class Prometheus:
