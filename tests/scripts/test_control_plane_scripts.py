@@ -116,6 +116,16 @@ def render(call: dict) -> str:
     return " ".join([call["cmd"], *shown])
 
 
+def header_comment(lines: list[str]) -> list[str]:
+    """The comment lines right after a script's shebang."""
+    header = []
+    for line in lines[1:]:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    return header
+
+
 def is_mutating(call: dict) -> bool:
     joined = " ".join(call["argv"])
     return any(call["cmd"] == tool and re.search(rx, joined) for tool, rx in MUTATING)
@@ -321,11 +331,7 @@ def test_script_shape(name: str):
     text = (SCRIPTS / name).read_text()
     lines = text.splitlines()
     assert lines[0] == "#!/usr/bin/env bash"
-    header = []
-    for line in lines[1:]:
-        if not line.startswith("#"):
-            break
-        header.append(line)
+    header = header_comment(lines)
     assert lines[len(header) + 1] == "set -euo pipefail", "set -euo pipefail must follow the header comment"
     # Self-contained once sent: lib.sh comes ahead of it on stdin. Only when run from
     # its file does it source lib.sh, its one and only source, right after the set line.
@@ -359,11 +365,7 @@ def test_lib_shape():
     text = (SCRIPTS / LIB).read_text()
     lines = text.splitlines()
     assert lines[0] == "#!/usr/bin/env bash"
-    header = []
-    for line in lines[1:]:
-        if not line.startswith("#"):
-            break
-        header.append(line)
+    header = header_comment(lines)
     assert header and lines[len(header) + 1] == "set -euo pipefail", "set -euo pipefail must follow the header comment"
     # No side effects: besides `set`, only comments and function definitions at the top level.
     body = text.split("\n", len(header) + 2)[-1]
