@@ -15,6 +15,8 @@ Steps run with the text and environment the plan recorded for them
 """
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import shlex
@@ -51,16 +53,16 @@ spec:
     image: registry.k8s.io/{component}:{version}
     name: {component}
 """
-# (tool, regex on the argv) of every call that changes something.
+# (tool, regex on the argv) of every call a control-plane step makes that changes something:
+# the one list both control-plane rigs judge "nothing changed" by.
 MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
-            ("kubeadm", r"^upgrade (apply|node)\b"), ("systemd-run", ""),
+            ("kubeadm", r"^upgrade (apply|node)\b"), ("kubeadm", r"^token (create|delete)\b"), ("systemd-run", ""),
             ("kubectl", r"\b(drain|uncordon|cordon|delete|patch|annotate)\b"),
-            ("systemctl", r"\b(restart|daemon-reload|start|stop)\b"), ("curl", ""), ("gpg", ""))
+            ("systemctl", r"\b(restart|daemon-reload|start|stop|enable|disable)\b"), ("curl", ""), ("gpg", ""),
+            ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"))
 
 
 def is_mutating(call: dict) -> bool:
-    import re
-
     joined = " ".join(call["argv"])
     return any(call["cmd"] == tool and re.search(rx, joined) for tool, rx in MUTATING)
 

@@ -31,6 +31,7 @@ import pytest
 from components.steps import EMBEDDED
 from components.steps import embedded as embed
 from components.steps import script as sent_text
+from tests.helpers.cp_cluster import is_mutating
 
 TESTS = Path(__file__).resolve().parents[1]
 SCRIPTS = TESTS.parent / "components" / "scripts" / "control_plane"
@@ -71,11 +72,6 @@ LIB = "lib.sh"  # not a step: the helpers the steps share, sent ahead of each of
 LIB_GUARD = ('# shellcheck source-path=SCRIPTDIR source=lib.sh',
              'if ! declare -F kubehop_lib_loaded >/dev/null; then source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"; fi')
 
-# (tool, regex on the argv) of every call that changes something.
-MUTATING = (("apt-get", r"\b(install|update|upgrade|remove)\b"), ("apt-mark", r"^(hold|unhold)\b"),
-            ("kubeadm", r"^upgrade (apply|node)\b"), ("kubeadm", r"^token (create|delete)\b"), ("kubectl", r"\b(drain|uncordon|cordon|delete|patch)\b"),
-            ("systemctl", r"\b(restart|daemon-reload|start|stop|enable|disable)\b"), ("curl", ""), ("gpg", ""),
-            ("aws", r"^s3 (cp|mv|rm)\b"), ("aws", r"^ssm put-parameter\b"), ("etcdctl", r"snapshot save"))
 # Secrets in an argv: keys, passwords, a token handed over as --token/token=, a value shaped like a
 # kubeadm bootstrap token (abcdef.0123456789abcdef) anywhere, an AWS access key id. The word "token"
 # alone is not one: `kubeadm token create` and the parameter /kubehop/<cluster>/join-token are names.
@@ -124,11 +120,6 @@ def header_comment(lines: list[str]) -> list[str]:
             break
         header.append(line)
     return header
-
-
-def is_mutating(call: dict) -> bool:
-    joined = " ".join(call["argv"])
-    return any(call["cmd"] == tool and re.search(rx, joined) for tool, rx in MUTATING)
 
 
 MANIFEST = """apiVersion: v1
