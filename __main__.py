@@ -75,7 +75,8 @@ async def main() -> dict:
                                              deployed=current, deferred=deferred))
 
     # until they roll, the verification (which comes before them) holds those pools to what they run
-    kept = {p.name: str(current.pool_version(p.name)) for p in cfg.node_pools if p not in workers.in_window
+    in_window = workers.in_window
+    kept = {p.name: str(current.pool_version(p.name)) for p in cfg.node_pools if p not in in_window
             and current.pool_version(p.name) != hop.workers}
     verification = Verification("verification", VerificationArgs(cfg.verify, hop, kubeconfig,
                                                                  after=[control_plane.last, *addons.last, *workers.last],

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from kubehop.problems import Problem, Problems
+from kubehop.record import arg
 
 ROOT = "/kubehop"
 TRAFFIC, MYSQL, MIRRORMAKER = "traffic", "mysql", "mirrormaker"
@@ -79,10 +80,6 @@ class Entry:
     state: str
     done: bool
     undo: dict | None = None
-
-    @property
-    def away(self) -> bool:
-        return self.state == AWAY[self.effect] or not self.done
 
 
 @dataclass(frozen=True)
@@ -181,12 +178,9 @@ def written_by(cluster: str, gate: str, argv: list[str]) -> tuple[str, str | Non
     """What a cutover action leaves in the record once it passed: (parameter, value), or
     (path, None) for the canary's delete; None for a step that writes nothing.
     The offline plan carries the record from stage to stage with it."""
-    def flag(name: str) -> str | None:
-        return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
-
-    if gate == "canary" and flag("--clear-records"):
-        return flag("--clear-records"), None
-    name = flag("--record")
+    if gate == "canary" and arg(argv, "--clear-records"):
+        return arg(argv, "--clear-records"), None
+    name = arg(argv, "--record")
     if not name or not name.startswith(path(cluster) + "/"):
         return None
     effect = name[len(path(cluster)) + 1:].split("/")[0]
@@ -196,5 +190,5 @@ def written_by(cluster: str, gate: str, argv: list[str]) -> tuple[str, str | Non
         state = REST[MYSQL] if "--undo-from-record" in argv else AWAY[MYSQL]
         return name, encode(MYSQL, state, done=True)
     if effect == MIRRORMAKER and gate == "mirrormaker":
-        return name, encode(MIRRORMAKER, AWAY[MIRRORMAKER] if flag("--action") == "stop" else REST[MIRRORMAKER], done=True)
+        return name, encode(MIRRORMAKER, AWAY[MIRRORMAKER] if arg(argv, "--action") == "stop" else REST[MIRRORMAKER], done=True)
     return None

@@ -48,13 +48,6 @@ def test_a_record_kubehop_cannot_read_is_refused_never_guessed(name, value):
     assert problem.key.endswith(name) and problem.secret and "aws ssm get-parameter" in problem.fix
 
 
-def test_an_entry_counts_until_it_is_verified_back_at_rest():
-    entry = cr.Entry(cr.MYSQL, None, "primary", done=False)
-    assert entry.away
-    assert not cr.Entry(cr.MYSQL, None, "primary", done=True).away
-    assert cr.Entry(cr.TRAFFIC, None, "maintaining", done=True).away
-
-
 def test_the_invoke_result_pairs_names_and_values():
     name = cr.parameter(CLUSTER, cr.TRAFFIC)
     record = cr.from_invoke(CLUSTER, {"names": [name], "values": [cr.encode(cr.TRAFFIC, "maintaining", done=False)]})
