@@ -230,6 +230,13 @@ class KubeAPI:
     patch_version: int = 0
     resources: list[Resource] = field(default_factory=lambda: list(BUILTIN))
     exec_handler: ExecHandler | None = None
+    # How long the "container" takes to start the command before its first frame. A real
+    # exec goes apiserver -> kubelet -> CRI before any output exists; answering at once
+    # races kubectl 1.30-1.33, whose client-go starts reading frames before it has created
+    # the stdout/stderr streams and drops what arrives first ("Unknown stream id 1,
+    # discarding message": tools/remotecommand/websocket.go, kubernetes#131189, fixed
+    # by kubernetes#131203 for later releases). Seen once in CI with kubectl 1.31.
+    exec_start_latency: float = 0.2
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -676,6 +683,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         handler = api.exec_handler or (lambda *_: (0, "", ""))
+        time.sleep(api.exec_start_latency)
         code, out, err = handler(ns, name, container, command)
         sock = self.connection
         if out:
