@@ -177,7 +177,13 @@ class Kubectl:
         return list(self.get(resource, kind=kind, **kw)["items"])
 
     def exec(self, namespace: str, pod: str, command: Sequence[str], *, timeout: float) -> ExecResult:
-        """`kubectl exec -n NS POD -- command...`: the command's exit status, no shell."""
+        """`kubectl exec -n NS POD -- command...`: the command's exit status, no shell.
+
+        The status comes from the exec's error stream, which client-go creates first
+        (tools/remotecommand v2.go createStreams); kubectl 1.30-1.33 could still drop a
+        frame that beat stream creation (kubernetes#131189). A real exec answers only
+        after kubelet and the runtime start the command, so that window stays closed.
+        """
         if namespace.startswith("-") or pod.startswith("-"):
             raise KubectlError(f"refusing pod {namespace}/{pod}: a name cannot start with '-'")
         args = ["exec", "--namespace", namespace, pod, "--", *command]
