@@ -33,17 +33,15 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
-import datetime
 import json
 import os
 import re
-import secrets
-import shutil
 import stat
 from pathlib import Path
-import string
 import sys
 import time
+
+# Every tool call starts this program afresh, so a module only one tool needs is imported there.
 
 RIG = sys.argv[1]
 TOOL = sys.argv[2]
@@ -200,11 +198,16 @@ def go_duration(text: str) -> int:
 
 
 def rfc3339(epoch: float) -> str:
+    import datetime
+
     return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def kubeadm_token(state: dict) -> None:
     """`kubeadm token create --ttl D --description T` (prints the token), `list -o json`, `delete ID`."""
+    import secrets
+    import string
+
     tokens = state.setdefault("tokens", [])
     args = ARGV[1:]
     if args[:1] == ["create"]:
@@ -626,6 +629,8 @@ DEFAULT_CONTAINERD_CONFIG = (Path(__file__).resolve().parents[1] / "fixtures" / 
 
 
 def etcdctl() -> None:
+    import shutil
+
     real = shutil.which("etcdctl", path="/usr/local/bin:/usr/bin:/bin")
     if real is None:
         die(127, "stand-in: the real etcdctl is not installed (Debian package etcd-client)")

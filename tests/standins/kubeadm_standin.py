@@ -34,7 +34,8 @@ StandardInput=null, StandardOutput=/StandardError=append:PATH. The command must
 be absolute; it runs in a new session with a clean environment, so killing the
 caller leaves it running; a second start of a loaded unit fails with "Unit
 NAME.service already exists."; --wait returns the exit status (success 0,
-exit-code its status, a timeout or signal 1); --collect unloads it when it ends.
+exit-code its status, a timeout or signal 1) once the unit is no longer active;
+--collect unloads it when it ends.
 systemctl: daemon-reload, restart/is-active kubelet (restart: the node reports
 the installed kubelet, NotReady for a moment), is-active of kubehop units.
 """
@@ -43,20 +44,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # the checkout, for kubehop/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cp_standin as base  # noqa: E402  (same argv: RIG TOOL ARGS)
-from kubehop import kubeadm_upgrade as model  # noqa: E402
+
+# Every call of every tool starts this program afresh (about 120 per stage run), so what only
+# one tool needs is imported there: urllib.request alone costs more than the interpreter's start.
+
+
+def model():
+    """kubehop's kubeadm model (kubehop/kubeadm_upgrade.py); only kubeadm needs it."""
+    from kubehop import kubeadm_upgrade
+
+    return kubeadm_upgrade
 
 RIG, TOOL, ARGV = base.RIG, base.TOOL, base.ARGV
 UNITS = Path(RIG) / "units"
@@ -79,6 +84,9 @@ def update(change) -> None:
 
 # ---------------------------------------------------------------- the API server
 def api(method: str, path: str, body: dict | None = None) -> dict:
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(state()["api"] + path, method=method,
                                  data=json.dumps(body).encode() if body is not None else None,
                                  headers={"Content-Type": "application/merge-patch+json"})
@@ -136,7 +144,7 @@ def write_component(component: str, version: str) -> None:
 
 
 def control_plane(version: str) -> None:
-    for component in model.MANIFEST_ORDER:
+    for component in model().MANIFEST_ORDER:
         write_component(component, version)
         st = state()
         if component == "etcd" and st.get("kubeadm_sleep"):
@@ -166,7 +174,7 @@ def unupgraded() -> list[str]:
 
 
 def addons(version: str, skip_line: str) -> None:
-    behaviour = model.kubeadm_minor(minor_of(own()))
+    behaviour = model().kubeadm_minor(minor_of(own()))
     if behaviour.addons_wait_for_all_masters:
         behind = unupgraded()
         if behind:
@@ -216,7 +224,7 @@ def upgrade_apply() -> None:
     api("PATCH", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config", {"data": {"ClusterConfiguration": config}})
     print('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
     write_kubelet_config(target)
-    addons(target, model.APPLY_SKIP_LINE)
+    addons(target, model().APPLY_SKIP_LINE)
     print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{target}". Enjoy!')
 
 
@@ -228,8 +236,8 @@ def upgrade_node() -> None:
     control_plane(target)
     print("[upgrade] The control plane instance for this node was successfully updated!")
     write_kubelet_config(target)
-    if model.kubeadm_minor(minor_of(mine)).addons_wait_for_all_masters:
-        addons(target, model.NODE_SKIP_LINE)
+    if model().kubeadm_minor(minor_of(mine)).addons_wait_for_all_masters:
+        addons(target, model().NODE_SKIP_LINE)
     print("[upgrade] The configuration for this node was successfully updated!\n"
           "[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.")
 
@@ -240,9 +248,9 @@ def kubeadm() -> None:
         print(mine if "short" in ARGV else f'kubeadm version: &version.Info{{GitVersion:"{mine}"}}')
     elif ARGV[:3] == ["config", "images", "list"]:
         version = ARGV[ARGV.index("--kubernetes-version") + 1] if "--kubernetes-version" in ARGV else mine
-        for component in model.VERSIONED_MANIFESTS + ("kube-proxy",):
+        for component in model().VERSIONED_MANIFESTS + ("kube-proxy",):
             print(f"registry.k8s.io/{component}:{version}")
-        print(f"registry.k8s.io/coredns/coredns:{model.kubeadm_minor(minor_of(mine)).coredns}")
+        print(f"registry.k8s.io/coredns/coredns:{model().kubeadm_minor(minor_of(mine)).coredns}")
     elif ARGV[:2] == ["upgrade", "plan"]:
         target = next((a for a in ARGV[2:] if a.startswith("v")), mine)
         version_policy(target, False)
@@ -282,6 +290,10 @@ def write_unit(service: str, pid: int, command: list[str]) -> None:
 
 
 def systemd_run() -> None:
+    import secrets
+    import signal
+    import subprocess
+
     opts, props, i = {}, {}, 0
     while i < len(ARGV) and ARGV[i] != "--":
         a = ARGV[i]
@@ -339,7 +351,10 @@ def systemd_run() -> None:
         os._exit(0)
     if not opts.get("--wait"):
         return
-    while not result.exists():
+    # --wait returns once the unit is inactive or failed with no job pending (src/run/run.c
+    # run_context_check_done), so `systemctl is-active` right after it says not active: wait
+    # for the result and for the unit to be gone (the service side writes one, then unlinks).
+    while not result.exists() or unit_file(service).exists():
         if not unit_active(service) and not result.exists():
             base.die(1, f"Job for {service} failed: its supervisor died (stand-in)")
         time.sleep(0.05)
