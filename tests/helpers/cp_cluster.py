@@ -15,10 +15,9 @@ Steps run with the text and environment the plan recorded for them
 """
 from __future__ import annotations
 
-import re
-
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
